@@ -1,0 +1,59 @@
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, status
+from fastapi.security import OAuth2PasswordRequestForm
+
+from ..dependencies import CurrentUser, LoginThrottleDep, SessionDep, SettingsDep
+from ..errors import AuthenticationError, RateLimitedError
+from ..problems import problem_responses
+from ..security import create_access_token
+from .schemas import AccessToken, UserRead, UserRegister
+from .selectors import normalize_email
+from .services import user_authenticate, user_register
+
+auth_router = APIRouter(prefix="/auth", tags=["auth"])
+users_router = APIRouter(prefix="/users", tags=["users"], responses=problem_responses(401))
+
+
+@auth_router.post(
+    "/register", status_code=status.HTTP_201_CREATED, responses=problem_responses(409, 422)
+)
+async def register(payload: UserRegister, session: SessionDep) -> UserRead:
+    user = await user_register(
+        session=session,
+        email=payload.email,
+        password=payload.password,
+        full_name=payload.full_name,
+    )
+    return UserRead.model_validate(user)
+
+
+@auth_router.post("/token", responses=problem_responses(401, 422, 429))
+async def token(
+    request: Request,
+    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    session: SessionDep,
+    settings: SettingsDep,
+    throttle: LoginThrottleDep,
+) -> AccessToken:
+    client = request.client.host if request.client else "unknown"
+    keys = (f"address:{client}", f"account:{normalize_email(form.username)}")
+    if (wait := throttle.retry_after(*keys)) is not None:
+        raise RateLimitedError("Too many failed logins; try again later.", retry_after=wait)
+    try:
+        user = await user_authenticate(session=session, email=form.username, password=form.password)
+    except AuthenticationError:
+        throttle.record_failure(*keys)
+        raise
+    throttle.reset(keys[1])
+    expires_in = timedelta(minutes=settings.access_token_expire_minutes)
+    access_token = create_access_token(
+        subject=user.id, secret_key=settings.signing_key, expires_in=expires_in
+    )
+    return AccessToken(access_token=access_token, expires_in=int(expires_in.total_seconds()))
+
+
+@users_router.get("/me")
+async def me(user: CurrentUser) -> UserRead:
+    return UserRead.model_validate(user)
