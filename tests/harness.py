@@ -1,0 +1,187 @@
+"""Helpers that render projects and drive their toolchain the way a user would."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+from copier import run_copy
+
+TEMPLATE_ROOT = Path(__file__).resolve().parents[1]
+COPIER_YML = TEMPLATE_ROOT / "copier.yml"
+
+# Commands that serve until stopped; every other documented command must exit 0.
+SERVER_COMMAND_PREFIXES = ("uv run fastapi dev", "uv run fastapi run")
+
+FENCED_SHELL_BLOCK = re.compile(r"```(?:bash|sh|shell|console)\n(.*?)```", re.DOTALL)
+
+
+def copier_config() -> dict[str, Any]:
+    return yaml.safe_load(COPIER_YML.read_text())
+
+
+def questions() -> dict[str, dict[str, Any]]:
+    """The questions a user can be asked (settings and computed values left out)."""
+    return {
+        name: spec
+        for name, spec in copier_config().items()
+        if not name.startswith("_") and isinstance(spec, dict) and spec.get("when") is not False
+    }
+
+
+def render(destination: Path, answers: Mapping[str, Any], *, tasks: bool = False) -> Path:
+    """Render the working tree of the template in-process, as `copier copy --defaults -d`."""
+    run_copy(
+        str(TEMPLATE_ROOT),
+        destination,
+        data=dict(answers),
+        defaults=True,
+        unsafe=True,
+        skip_tasks=not tasks,
+        quiet=True,
+        vcs_ref="HEAD",
+    )
+    return destination
+
+
+def project_env(**extra: str) -> dict[str, str]:
+    """The environment a user's shell would have inside the generated project."""
+    env = {key: value for key, value in os.environ.items() if key != "VIRTUAL_ENV"}
+    for key in ("DATABASE_URL", "SECRET_KEY", "ENVIRONMENT", "PYTEST_ADDOPTS"):
+        env.pop(key, None)
+    env["UV_NO_PROGRESS"] = "1"
+    env.update(extra)
+    return env
+
+
+def run(
+    command: str, cwd: Path, *, timeout: float = 600, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run a documented command through the shell, exactly as written."""
+    return subprocess.run(
+        command,
+        shell=True,
+        cwd=cwd,
+        env=dict(env) if env is not None else project_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def assert_ok(result: subprocess.CompletedProcess[str], command: str) -> None:
+    assert result.returncode == 0, (
+        f"`{command}` exited {result.returncode}\n--- stdout\n{result.stdout[-6000:]}"
+        f"\n--- stderr\n{result.stderr[-6000:]}"
+    )
+
+
+def documented_commands(markdown: str) -> list[str]:
+    """Every command line in the fenced shell blocks of a Markdown file, comments removed."""
+    commands = []
+    for block in FENCED_SHELL_BLOCK.findall(markdown):
+        for line in block.splitlines():
+            command = line.split("  #", 1)[0].strip()
+            if command and not command.startswith("#"):
+                commands.append(command)
+    return commands
+
+
+def is_server_command(command: str) -> bool:
+    return command.startswith(SERVER_COMMAND_PREFIXES)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class RunningServer:
+    base_url: str
+    process: subprocess.Popen[str]
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@contextmanager
+def serve(command: str, cwd: Path, *, ready_path: str = "/health/live") -> Iterator[RunningServer]:
+    """Start a documented server command on a free port and stop it (and its children) after."""
+    port = free_port()
+    log_path = cwd / f".server-{port}.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            command,
+            shell=True,
+            cwd=cwd,
+            env=project_env(PORT=str(port)),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+    server = RunningServer(f"http://127.0.0.1:{port}", process, log_path)
+    try:
+        _wait_until_ready(server, ready_path)
+        yield server
+    finally:
+        _stop(process)
+        log_path.unlink(missing_ok=True)
+
+
+def _wait_until_ready(server: RunningServer, path: str, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise AssertionError(f"server exited with {server.process.returncode}:\n{server.log()}")
+        try:
+            if httpx.get(server.base_url + path, timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.3)
+    raise AssertionError(f"server not ready after {timeout} s:\n{server.log()}")
+
+
+def _stop(process: subprocess.Popen[str]) -> None:
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGINT)
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=15)
+
+
+LEFTOVER_JINJA = re.compile(r"(?<!\$)\{\{|\{%|\{#|%\}|#\}")
+
+
+def leftover_jinja(project: Path) -> list[str]:
+    found = []
+    for path in sorted(project.rglob("*")):
+        if ".git" in path.parts or not path.is_file() or path.name == "uv.lock":
+            continue
+        if LEFTOVER_JINJA.search(path.name):
+            found.append(f"{path.relative_to(project)}: Jinja in the file name")
+        text = path.read_text(errors="replace")
+        for number, line in enumerate(text.splitlines(), 1):
+            if LEFTOVER_JINJA.search(line):
+                found.append(f"{path.relative_to(project)}:{number}: {line.strip()}")
+    return found

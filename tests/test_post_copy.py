@@ -1,0 +1,96 @@
+"""The post-copy step: each part that cannot run is skipped with a message saying what to do."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .harness import TEMPLATE_ROOT, project_env, render
+
+HOOK = TEMPLATE_ROOT / "hooks" / "post_copy.py"
+NEXT_STEPS = ["uv sync", "uv run alembic upgrade head", "uv run fastapi dev"]
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    return render(tmp_path / "service", {})
+
+
+def run_hook(project: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(HOOK), *NEXT_STEPS],
+        cwd=project, env=project_env(**env), capture_output=True, text=True, timeout=600,
+        check=False,
+    )
+
+
+def git(project: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=project, capture_output=True, text=True, check=True
+    ).stdout
+
+
+def test_creates_repository_lock_and_first_commit(project: Path) -> None:
+    result = run_hook(project)
+    assert result.returncode == 0, result.stderr
+    assert "Created a git repository" in result.stdout
+    assert "Wrote uv.lock." in result.stdout
+    assert "Made the first commit." in result.stdout
+    assert "uv.lock" in git(project, "ls-files").splitlines()
+    assert git(project, "status", "--porcelain") == ""
+    for step in NEXT_STEPS:
+        assert step in result.stdout
+
+
+def test_leaves_an_enclosing_repository_alone(tmp_path: Path) -> None:
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    project = render(tmp_path / "services" / "orders", {})
+    result = run_hook(project)
+    assert "Already inside a git repository" in result.stdout
+    assert not (project / ".git").exists()
+    assert git(tmp_path, "log", "--oneline", "--all") == ""  # no commit made for the user
+
+
+def test_without_git_or_uv_it_says_what_to_run(project: Path, tmp_path: Path) -> None:
+    # A PATH holding only the Python interpreter: no git, no uv.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "python3").symlink_to(sys.executable)
+    result = run_hook(project, PATH=str(bin_dir))
+    assert result.returncode == 0
+    assert "git not found: skipped `git init`" in result.stdout
+    assert "uv not found: skipped locking" in result.stdout
+    assert "uv lock" in result.stdout
+    assert not (project / ".git").exists()
+
+
+def test_offline_falls_back_to_the_uv_cache(project: Path) -> None:
+    # Fill the cache the way an earlier online run would have, then cut the network.
+    subprocess.run(["uv", "lock", "-q"], cwd=project, env=project_env(), check=True, timeout=600)
+    (project / "uv.lock").unlink()
+    result = run_hook(project, **offline())
+    assert "Wrote uv.lock from uv's cache (offline)." in result.stdout, result.stdout
+    assert (project / "uv.lock").is_file()
+
+
+def test_offline_with_an_empty_cache_says_to_lock_later(project: Path, tmp_path: Path) -> None:
+    result = run_hook(project, UV_CACHE_DIR=str(tmp_path / "empty-cache"), **offline())
+    assert result.returncode == 0
+    assert "When online, run: uv lock" in result.stdout
+    assert not (project / "uv.lock").exists()
+    assert "Made the first commit." in result.stdout  # the rest of the setup still happened
+
+
+def offline() -> dict[str, str]:
+    """Environment in which every download fails at once: a proxy nobody listens on."""
+    dead_proxy = "http://127.0.0.1:9"
+    return {
+        "HTTPS_PROXY": dead_proxy,
+        "HTTP_PROXY": dead_proxy,
+        "ALL_PROXY": dead_proxy,
+        "UV_HTTP_RETRIES": "0",
+        "NO_PROXY": "",
+        **({"UV_CACHE_DIR": os.environ["UV_CACHE_DIR"]} if "UV_CACHE_DIR" in os.environ else {}),
+    }

@@ -1,0 +1,135 @@
+"""Every combination renders cleanly: no leftover Jinja, no files from unchosen options, formatted."""
+
+import itertools
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+
+from .harness import copier_config, leftover_jinja, render
+
+AUTH = ["jwt", "none"]
+PYTHON_VERSIONS = ["3.11", "3.12", "3.13"]
+AGENT_FILE_SETS = [[], ["agents_md"], ["agents_md", "claude"]]
+LICENSES = ["MIT", "Apache-2.0", "BSD-3-Clause", "proprietary"]
+
+# Every auth x python_version x agent_files combination; licences rotate through them.
+MATRIX = [
+    {"auth": auth, "python_version": version, "agent_files": agents, "license": LICENSES[index % 4]}
+    for index, (auth, version, agents) in enumerate(
+        itertools.product(AUTH, PYTHON_VERSIONS, AGENT_FILE_SETS)
+    )
+]
+
+
+def matrix_id(answers: dict[str, object]) -> str:
+    agents = "+".join(answers["agent_files"]) or "no-agents"  # type: ignore[arg-type]
+    return f"{answers['auth']}-py{answers['python_version']}-{agents}-{answers['license']}"
+
+
+@pytest.fixture(scope="module", params=MATRIX, ids=matrix_id)
+def rendered(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    answers = request.param
+    return answers, render(tmp_path_factory.mktemp("render") / "my-service", answers)
+
+
+def files(project: Path) -> set[str]:
+    return {str(path.relative_to(project)) for path in project.rglob("*") if path.is_file()}
+
+
+def ruff(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ruff", *args], cwd=cwd, capture_output=True, text=True, check=False
+    )
+
+
+def test_no_jinja_is_left(rendered) -> None:
+    _, project = rendered
+    assert leftover_jinja(project) == []
+
+
+def test_only_chosen_options_produce_files(rendered) -> None:
+    answers, project = rendered
+    present = files(project)
+    jwt_files = {
+        "src/my_service/security.py",
+        "src/my_service/rate_limit.py",
+        "src/my_service/users/api.py",
+        "tests/users/test_api.py",
+        "tests/accounts.py",
+    }
+    if answers["auth"] == "jwt":
+        assert jwt_files <= present
+    else:
+        assert not jwt_files & present
+        assert not any("users" in name for name in present)
+    assert ("AGENTS.md" in present) == ("agents_md" in answers["agent_files"])
+    assert ("CLAUDE.md" in present) == ("claude" in answers["agent_files"])
+    assert (".claude/agents/backend-agent.md" in present) == ("claude" in answers["agent_files"])
+
+
+def test_no_empty_files_except_package_markers(rendered) -> None:
+    _, project = rendered
+    empty = {
+        name
+        for name in files(project)
+        if (project / name).stat().st_size == 0
+        and not name.endswith(("__init__.py", "py.typed"))
+    }
+    assert empty == set()
+
+
+def test_python_is_formatted_and_lint_clean(rendered) -> None:
+    _, project = rendered
+    formatted = ruff("format", "--check", "--diff", ".", cwd=project)
+    assert formatted.returncode == 0, formatted.stdout + formatted.stderr
+    linted = ruff("check", ".", cwd=project)
+    assert linted.returncode == 0, linted.stdout + linted.stderr
+
+
+def test_answers_file_holds_the_answers_and_nothing_computed(rendered) -> None:
+    answers, project = rendered
+    recorded = yaml.safe_load((project / ".copier-answers.yml").read_text())
+    for name, value in answers.items():
+        assert recorded[name] == value
+    computed = {
+        name for name, spec in copier_config().items()
+        if isinstance(spec, dict) and spec.get("when") is False
+    }
+    assert computed, "copier.yml should define computed values"
+    assert not computed & set(recorded)
+    assert not any("secret" in name.lower() for name in recorded)
+
+
+def test_pyproject_targets_the_chosen_python(rendered) -> None:
+    answers, project = rendered
+    pyproject = tomllib.loads((project / "pyproject.toml").read_text())
+    version = answers["python_version"]
+    assert pyproject["project"]["requires-python"] == ">=3.11"
+    assert pyproject["tool"]["ruff"]["target-version"] == "py" + version.replace(".", "")
+    assert pyproject["tool"]["mypy"]["python_version"] == version
+
+
+def test_license_matches_the_answer(rendered) -> None:
+    answers, project = rendered
+    text = (project / "LICENSE").read_text()
+    first_words = {
+        "MIT": "MIT License",
+        "Apache-2.0": "Apache License",
+        "BSD-3-Clause": "BSD 3-Clause License",
+        "proprietary": "All rights reserved",
+    }
+    assert first_words[answers["license"]] in text
+    pyproject = tomllib.loads((project / "pyproject.toml").read_text())
+    expected = "LicenseRef-Proprietary" if answers["license"] == "proprietary" else answers["license"]
+    assert pyproject["project"]["license"] == expected
+
+
+def test_template_dev_tools_match_the_generated_pins() -> None:
+    """The template checks formatting with the same ruff the generated projects pin."""
+    pins = copier_config()["pins"]["default"]
+    dev = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    assert f"ruff=={pins['ruff']}" in dev["dependency-groups"]["dev"]
