@@ -1,8 +1,9 @@
 """Post-copy setup of a generated project: git repository, uv.lock, first commit.
 
 Run by Copier as a task after the first copy (never during `copier update`), with the new
-project as the working directory; its arguments are the commands to suggest as next steps. Every step that cannot run is skipped with a message saying
-what to run instead; the project itself has already been rendered.
+project as the working directory; its arguments are the commands to suggest as next steps.
+Every step that cannot run is skipped with a message saying what to run instead; the project
+itself has already been rendered.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ def say(message: str) -> None:
 def run(*command: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     # The project is not the caller's virtual environment; uv must not use or warn about it.
     env = {key: value for key, value in os.environ.items() if key != "VIRTUAL_ENV"}
-    return subprocess.run(  # noqa: S603 - fixed commands, no shell
+    return subprocess.run(
         command, capture_output=True, text=True, timeout=timeout, env=env, check=False
     )
 
@@ -51,7 +52,7 @@ def init_git() -> bool:
 
 def lock_dependencies() -> bool:
     if shutil.which("uv") is None:
-        say("uv not found: skipped locking. Install uv (https://docs.astral.sh/uv/), then run: uv lock")
+        say("uv not found: skipped locking. Install uv (docs.astral.sh/uv), then run: uv lock")
         return False
     say("Locking dependencies with `uv lock` ...")
     for attempt in (("uv", "lock"), ("uv", "lock", "--offline")):

@@ -34,7 +34,9 @@ FULL_VARIANTS: dict[str, dict[str, Any]] = {
         "project_name": "Billing API",
     },
 }
-JWT_VARIANTS = [name for name, answers in FULL_VARIANTS.items() if answers.get("auth", "jwt") == "jwt"]
+JWT_VARIANTS = [
+    name for name, answers in FULL_VARIANTS.items() if answers.get("auth", "jwt") == "jwt"
+]
 
 DOCUMENTED_FILES = (
     "README.md",

@@ -124,7 +124,7 @@ class RunningServer:
 def serve(command: str, cwd: Path, *, ready_path: str = "/health/live") -> Iterator[RunningServer]:
     """Start a documented server command on a free port and stop it (and its children) after."""
     port = free_port()
-    log_path = cwd / f".server-{port}.log"
+    log_path = cwd.parent / f"server-{port}.log"  # outside the project: git status stays clean
     with log_path.open("w") as log:
         process = subprocess.Popen(
             command,

@@ -41,4 +41,3 @@ def test_every_documented_command_works(generated: GeneratedProject) -> None:
         ]
         assert statements == ["pass"], text
         migration.unlink()
-

@@ -21,7 +21,11 @@ def project(tmp_path: Path) -> Path:
 def run_hook(project: Path, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, str(HOOK), *NEXT_STEPS],
-        cwd=project, env=project_env(**env), capture_output=True, text=True, timeout=600,
+        cwd=project,
+        env=project_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=600,
         check=False,
     )
 

@@ -42,7 +42,9 @@ REFUSED = [
 
 
 @pytest.mark.parametrize(
-    ("answers", "message"), REFUSED, ids=[f"{next(iter(a))}={next(iter(a.values()))!r:.30}" for a, _ in REFUSED]
+    ("answers", "message"),
+    REFUSED,
+    ids=[f"{next(iter(a))}={next(iter(a.values()))!r:.30}" for a, _ in REFUSED],
 )
 def test_bad_answer_is_refused_with_a_message_and_writes_nothing(
     tmp_path: Path, answers: dict[str, object], message: str
@@ -57,9 +59,22 @@ def test_bad_answer_is_refused_with_a_message_and_writes_nothing(
 def test_the_cli_refuses_a_bad_data_answer_before_writing(tmp_path: Path) -> None:
     destination = tmp_path / "project"
     result = subprocess.run(
-        [sys.executable, "-m", "copier", "copy", "--trust", "--defaults",
-         "-d", "project_slug=class", str(TEMPLATE_ROOT), str(destination)],
-        capture_output=True, text=True, timeout=120, check=False,
+        [
+            sys.executable,
+            "-m",
+            "copier",
+            "copy",
+            "--trust",
+            "--defaults",
+            "-d",
+            "project_slug=class",
+            str(TEMPLATE_ROOT),
+            str(destination),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert result.returncode != 0
     assert "'class' is a Python keyword: type another name" in result.stderr
@@ -72,7 +87,7 @@ def test_the_cli_refuses_a_bad_data_answer_before_writing(tmp_path: Path) -> Non
         {"project_name": "Orders Service"},
         {"project_name": "Billing-API v2.0"},
         {"project_slug": "billing_api_2"},
-        {"description": "Ünïcode — and \"quotes\" are fine in a description"},
+        {"description": 'Ünïcode — and "quotes" are fine in a description'},
         {"author_name": "Zoë O'Brien"},
         {"author_email": "first.last+tag@sub.example.co.uk"},
         {"agent_files": []},
@@ -96,8 +111,15 @@ def test_every_question_has_help() -> None:
 
 def test_every_free_text_question_has_a_validator() -> None:
     free_text = [
-        name for name, spec in questions().items()
+        name
+        for name, spec in questions().items()
         if spec.get("type", "str") == "str" and "choices" not in spec
     ]
-    assert free_text == ["project_name", "project_slug", "description", "author_name", "author_email"]
+    assert free_text == [
+        "project_name",
+        "project_slug",
+        "description",
+        "author_name",
+        "author_email",
+    ]
     assert all("validator" in questions()[name] for name in free_text)

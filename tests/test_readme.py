@@ -15,7 +15,9 @@ def readme_commands() -> list[str]:
 
 def test_readme_starts_with_the_generate_and_test_commands() -> None:
     generate, test = readme_commands()[:2]
-    assert generate.startswith("uvx copier@") and " copy " in generate and "--defaults" in generate
+    assert generate.startswith("uvx copier@")
+    assert " copy " in generate
+    assert "--defaults" in generate
     assert test == "uv run pytest"
     # The two commands come before any other section of the README.
     assert README.read_text().index(generate) < README.read_text().index("\n## ")
@@ -23,9 +25,16 @@ def test_readme_starts_with_the_generate_and_test_commands() -> None:
 
 def test_ci_runs_the_readme_test_command() -> None:
     extracted = subprocess.run(
-        ["bash", "-c", "sed -n 's/^\\(uv run pytest[^#]*\\)#.*run the template.s tests.*$/\\1/p' "
-         "README.md | head -n 1 | sed 's/[[:space:]]*$//'"],
-        cwd=TEMPLATE_ROOT, capture_output=True, text=True, check=True,
+        [
+            "bash",
+            "-c",
+            "sed -n 's/^\\(uv run pytest[^#]*\\)#.*run the template.s tests.*$/\\1/p' "
+            "README.md | head -n 1 | sed 's/[[:space:]]*$//'",
+        ],
+        cwd=TEMPLATE_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert extracted.stdout.strip() == readme_commands()[1]
     assert "sed -n 's/^\\(uv run pytest" in (TEMPLATE_ROOT / ".ci" / "run").read_text()

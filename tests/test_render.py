@@ -1,4 +1,4 @@
-"""Every combination renders cleanly: no leftover Jinja, no files from unchosen options, formatted."""
+"""Every combination renders cleanly: no leftover Jinja or unchosen files, formatted, lint clean."""
 
 import itertools
 import subprocess
@@ -76,8 +76,7 @@ def test_no_empty_files_except_package_markers(rendered) -> None:
     empty = {
         name
         for name in files(project)
-        if (project / name).stat().st_size == 0
-        and not name.endswith(("__init__.py", "py.typed"))
+        if (project / name).stat().st_size == 0 and not name.endswith(("__init__.py", "py.typed"))
     }
     assert empty == set()
 
@@ -96,7 +95,8 @@ def test_answers_file_holds_the_answers_and_nothing_computed(rendered) -> None:
     for name, value in answers.items():
         assert recorded[name] == value
     computed = {
-        name for name, spec in copier_config().items()
+        name
+        for name, spec in copier_config().items()
         if isinstance(spec, dict) and spec.get("when") is False
     }
     assert computed, "copier.yml should define computed values"
@@ -124,7 +124,9 @@ def test_license_matches_the_answer(rendered) -> None:
     }
     assert first_words[answers["license"]] in text
     pyproject = tomllib.loads((project / "pyproject.toml").read_text())
-    expected = "LicenseRef-Proprietary" if answers["license"] == "proprietary" else answers["license"]
+    expected = (
+        "LicenseRef-Proprietary" if answers["license"] == "proprietary" else answers["license"]
+    )
     assert pyproject["project"]["license"] == expected
 
 

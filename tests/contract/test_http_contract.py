@@ -22,7 +22,8 @@ def assert_problem(response: httpx.Response, status: int) -> dict[str, object]:
     assert response.headers["content-type"].startswith(PROBLEM)
     body: dict[str, object] = response.json()
     assert body["status"] == status
-    assert isinstance(body["title"], str) and body["title"]
+    assert isinstance(body["title"], str)
+    assert body["title"]
     assert "type" in body
     return body
 
@@ -116,7 +117,8 @@ def test_invalid_item_is_a_422_problem(
 ) -> None:
     body = assert_problem(client.post("/api/v1/items", json=payload, headers=auth), 422)
     errors = body["errors"]
-    assert isinstance(errors, list) and errors
+    assert isinstance(errors, list)
+    assert errors
     assert {"location", "field", "detail"} <= set(errors[0])
 
 
@@ -166,7 +168,11 @@ def test_duplicate_registration_is_409(client: httpx.Client) -> None:
 
 @jwt_only
 def test_protected_routes_need_a_token(client: httpx.Client) -> None:
-    for method, path in [("GET", "/api/v1/users/me"), ("GET", "/api/v1/items"), ("POST", "/api/v1/items")]:
+    for method, path in [
+        ("GET", "/api/v1/users/me"),
+        ("GET", "/api/v1/items"),
+        ("POST", "/api/v1/items"),
+    ]:
         response = client.request(method, path, json={"name": "x"})
         assert_problem(response, 401)
         assert response.headers["www-authenticate"] == "Bearer"
