@@ -22,3 +22,18 @@ def test_every_computed_value_is_documented() -> None:
     ]
     for name in computed:
         assert f"`{name}`" in OPTIONS, name
+
+
+def test_template_repository_code_is_lint_clean() -> None:
+    import subprocess
+    import sys
+
+    for args in (["check"], ["format", "--check"]):
+        result = subprocess.run(
+            [sys.executable, "-m", "ruff", *args, "tests", "hooks"],
+            cwd=TEMPLATE_ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
