@@ -34,3 +34,11 @@ def test_downgrade_to_base_and_back(alembic_config: Config) -> None:
 def test_history_is_linear(alembic_config: Config) -> None:
     heads = ScriptDirectory.from_config(alembic_config).get_heads()
     assert len(heads) == 1, f"several migration heads: {heads}; run `alembic merge heads`"
+
+
+def test_a_bad_database_url_stops_with_one_line(
+    alembic_config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", "not a url")
+    with pytest.raises(SystemExit, match="^Invalid configuration: DATABASE_URL is not a database"):
+        command.upgrade(alembic_config, "head")
