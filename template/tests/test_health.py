@@ -1,3 +1,5 @@
+from typing import NoReturn
+
 import httpx
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -15,20 +17,27 @@ async def test_ready_reports_the_database(client: httpx.AsyncClient) -> None:
     assert response.json() == {"status": "ok", "checks": {"database": "ok"}}
 
 
+async def refuse_connection() -> NoReturn:
+    raise ConnectionRefusedError("the database is down")
+
+
 async def test_ready_is_503_naming_the_database_when_it_is_unreachable(
     app: FastAPI, client: httpx.AsyncClient
 ) -> None:
-    # Point the app at a database file inside a directory that does not exist.
-    broken = app.state.engine.sync_engine.url.set(database="/nonexistent-dir/db.sqlite")
-    await app.state.engine.dispose()
-    app.state.engine = create_async_engine(broken)
+    healthy_engine = app.state.engine
+    app.state.engine = create_async_engine(healthy_engine.url, async_creator=refuse_connection)
     try:
         response = await client.get("/health/ready")
     finally:
         await app.state.engine.dispose()
+        app.state.engine = healthy_engine
     assert response.status_code == 503
     assert response.headers["content-type"] == "application/problem+json"
     body = response.json()
     assert body["status"] == 503
     assert body["checks"] == {"database": "error"}
     assert "database" in body["detail"]
+
+    # Readiness recovers by itself once the database answers again.
+    response = await client.get("/health/ready")
+    assert response.status_code == 200
