@@ -1,6 +1,7 @@
 """Every combination renders cleanly: no leftover Jinja or unchosen files, formatted, lint clean."""
 
 import itertools
+import re
 import subprocess
 import sys
 import tomllib
@@ -135,3 +136,46 @@ def test_template_dev_tools_match_the_generated_pins() -> None:
     pins = copier_config()["pins"]["default"]
     dev = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
     assert f"ruff=={pins['ruff']}" in dev["dependency-groups"]["dev"]
+
+
+EMPTY_CODE_SPAN = re.compile(r"(?<!`)``(?!`)")
+CLAUDE_TOOLS = {"Read", "Edit", "Write", "Grep", "Glob", "Bash", "WebFetch", "WebSearch", "Task"}
+CLAUDE_MODELS = {"sonnet", "opus", "haiku", "inherit"}
+CLAUDE_COLORS = {"red", "blue", "green", "yellow", "purple", "orange", "pink", "cyan"}
+
+
+def test_documents_have_no_empty_values(rendered) -> None:
+    _, project = rendered
+    for name in ("README.md", "AGENTS.md", "CLAUDE.md", ".claude/agents/backend-agent.md"):
+        path = project / name
+        if path.exists():
+            text = path.read_text()
+            assert not EMPTY_CODE_SPAN.search(text), f"{name} has an empty `` value"
+
+
+def test_agents_md_puts_the_commands_first_and_stays_small(rendered) -> None:
+    answers, project = rendered
+    if "agents_md" not in answers["agent_files"]:
+        return
+    text = (project / "AGENTS.md").read_text()
+    assert len(text.encode()) < 32 * 1024
+    head = text[:4000]
+    for must in ("## Commands", "uv run pytest", "uv run mypy", "## Boundaries", "**Never:**"):
+        assert must in head, must
+
+
+def test_claude_subagent_frontmatter_is_valid(rendered) -> None:
+    answers, project = rendered
+    if "claude" not in answers["agent_files"]:
+        return
+    text = (project / ".claude/agents/backend-agent.md").read_text()
+    _, frontmatter, body = text.split("---\n", 2)
+    meta = yaml.safe_load(frontmatter)
+    assert set(meta) <= {"name", "description", "tools", "model", "color"}
+    assert re.fullmatch(r"[a-z]+(-[a-z]+)*", meta["name"])
+    assert meta["description"].strip()
+    assert {tool.strip() for tool in meta["tools"].split(",")} <= CLAUDE_TOOLS
+    assert meta["model"] in CLAUDE_MODELS
+    assert meta["color"] in CLAUDE_COLORS
+    assert "uv run pytest" in body
+    assert (project / "CLAUDE.md").read_text().startswith("@AGENTS.md\n")
