@@ -24,7 +24,7 @@ FULL_VARIANTS: dict[str, dict[str, Any]] = {
         "auth": "none",
         "python_version": "3.11",
         "license": "Apache-2.0",
-        "agent_files": ["agents_md"],
+        "agent_files": ["agents_md", "claude", "copilot", "cursor", "gemini"],
         "project_name": "Open Catalog",
     },
     "py313-no-agent-files": {
@@ -43,6 +43,10 @@ DOCUMENTED_FILES = (
     "AGENTS.md",
     "CLAUDE.md",
     ".claude/agents/backend-agent.md",
+    "GEMINI.md",
+    ".github/copilot-instructions.md",
+    ".github/agents/backend.agent.md",
+    ".cursor/rules/backend.mdc",
 )
 
 

@@ -10,11 +10,25 @@ from pathlib import Path
 import pytest
 import yaml
 
+from .conftest import DOCUMENTED_FILES
 from .harness import copier_config, leftover_jinja, render
 
 AUTH = ["jwt", "none"]
 PYTHON_VERSIONS = ["3.11", "3.12", "3.13"]
-AGENT_FILE_SETS = [[], ["agents_md"], ["agents_md", "claude"]]
+AGENT_FILE_SETS = [
+    [],
+    ["agents_md"],
+    ["agents_md", "claude"],
+    ["copilot", "cursor", "gemini"],
+    ["agents_md", "claude", "copilot", "cursor", "gemini"],
+]
+AGENT_FILES_BY_CHOICE = {
+    "agents_md": {"AGENTS.md"},
+    "claude": {"CLAUDE.md", ".claude/agents/backend-agent.md"},
+    "copilot": {".github/copilot-instructions.md", ".github/agents/backend.agent.md"},
+    "cursor": {".cursor/rules/backend.mdc"},
+    "gemini": {"GEMINI.md"},
+}
 LICENSES = ["MIT", "Apache-2.0", "BSD-3-Clause", "proprietary"]
 
 # Every auth x python_version x agent_files combination; licences rotate through them.
@@ -67,9 +81,11 @@ def test_only_chosen_options_produce_files(rendered) -> None:
     else:
         assert not jwt_files & present
         assert not any("users" in name for name in present)
-    assert ("AGENTS.md" in present) == ("agents_md" in answers["agent_files"])
-    assert ("CLAUDE.md" in present) == ("claude" in answers["agent_files"])
-    assert (".claude/agents/backend-agent.md" in present) == ("claude" in answers["agent_files"])
+    for choice, names in AGENT_FILES_BY_CHOICE.items():
+        if choice in answers["agent_files"]:
+            assert names <= present, choice
+        else:
+            assert not names & present, choice
 
 
 def test_no_empty_files_except_package_markers(rendered) -> None:
@@ -146,22 +162,54 @@ CLAUDE_COLORS = {"red", "blue", "green", "yellow", "purple", "orange", "pink", "
 
 def test_documents_have_no_empty_values(rendered) -> None:
     _, project = rendered
-    for name in ("README.md", "AGENTS.md", "CLAUDE.md", ".claude/agents/backend-agent.md"):
+    for name in DOCUMENTED_FILES:
         path = project / name
         if path.exists():
             text = path.read_text()
             assert not EMPTY_CODE_SPAN.search(text), f"{name} has an empty `` value"
 
 
-def test_agents_md_puts_the_commands_first_and_stays_small(rendered) -> None:
+def test_instruction_files_put_the_rules_first_and_stay_small(rendered) -> None:
+    _, project = rendered
+    for name in ("AGENTS.md", "GEMINI.md", ".github/copilot-instructions.md"):
+        path = project / name
+        if not path.exists():
+            continue
+        text = path.read_text()
+        assert len(text.encode()) < 32 * 1024, name
+        head = text[:4000]
+        for must in ("## Commands", "uv run pytest", "uv run mypy", "## Boundaries", "**Never:**"):
+            assert must in head, f"{name}: {must}"
+
+
+def frontmatter(path: Path) -> tuple[dict[str, object], str]:
+    _, header, body = path.read_text().split("---\n", 2)
+    return yaml.safe_load(header), body
+
+
+def test_copilot_agent_frontmatter_is_valid(rendered) -> None:
     answers, project = rendered
-    if "agents_md" not in answers["agent_files"]:
+    if "copilot" not in answers["agent_files"]:
         return
-    text = (project / "AGENTS.md").read_text()
-    assert len(text.encode()) < 32 * 1024
-    head = text[:4000]
-    for must in ("## Commands", "uv run pytest", "uv run mypy", "## Boundaries", "**Never:**"):
-        assert must in head, must
+    meta, body = frontmatter(project / ".github/agents/backend.agent.md")
+    assert set(meta) <= {"name", "description", "tools", "model", "target", "handoffs"}
+    assert isinstance(meta["description"], str)
+    assert meta["description"].strip()
+    assert set(meta["tools"]) <= {"read", "edit", "search", "execute", "web", "agent", "todo"}
+    assert "handoffs" not in meta  # the only Copilot agent rendered: nobody to hand off to
+    assert "uv run pytest" in body
+
+
+def test_cursor_rule_frontmatter_is_valid(rendered) -> None:
+    answers, project = rendered
+    if "cursor" not in answers["agent_files"]:
+        return
+    meta, body = frontmatter(project / ".cursor/rules/backend.mdc")
+    assert set(meta) == {"description", "globs", "alwaysApply"}
+    assert isinstance(meta["description"], str)
+    assert meta["alwaysApply"] is True
+    assert all(not glob.startswith("/") for glob in str(meta["globs"]).split(","))
+    assert "uv run pytest" in body
 
 
 def test_claude_subagent_frontmatter_is_valid(rendered) -> None:
@@ -169,8 +217,8 @@ def test_claude_subagent_frontmatter_is_valid(rendered) -> None:
     if "claude" not in answers["agent_files"]:
         return
     text = (project / ".claude/agents/backend-agent.md").read_text()
-    _, frontmatter, body = text.split("---\n", 2)
-    meta = yaml.safe_load(frontmatter)
+    _, header, body = text.split("---\n", 2)
+    meta = yaml.safe_load(header)
     assert set(meta) <= {"name", "description", "tools", "model", "color"}
     assert re.fullmatch(r"[a-z]+(-[a-z]+)*", meta["name"])
     assert meta["description"].strip()
