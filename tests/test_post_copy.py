@@ -1,6 +1,5 @@
 """The post-copy step: each part that cannot run is skipped with a message saying what to do."""
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -96,5 +95,4 @@ def offline() -> dict[str, str]:
         "ALL_PROXY": dead_proxy,
         "UV_HTTP_RETRIES": "0",
         "NO_PROXY": "",
-        **({"UV_CACHE_DIR": os.environ["UV_CACHE_DIR"]} if "UV_CACHE_DIR" in os.environ else {}),
     }

@@ -216,9 +216,7 @@ def test_claude_subagent_frontmatter_is_valid(rendered) -> None:
     answers, project = rendered
     if "claude" not in answers["agent_files"]:
         return
-    text = (project / ".claude/agents/backend-agent.md").read_text()
-    _, header, body = text.split("---\n", 2)
-    meta = yaml.safe_load(header)
+    meta, body = frontmatter(project / ".claude/agents/backend-agent.md")
     assert set(meta) <= {"name", "description", "tools", "model", "color"}
     assert re.fullmatch(r"[a-z]+(-[a-z]+)*", meta["name"])
     assert meta["description"].strip()
