@@ -81,6 +81,7 @@ def render_previous_release(answers: dict[str, Any], destination: Path) -> None:
         overwrite=True,
         skip_tasks=True,
         quiet=True,
+        unsafe=True,  # the user trusted this template to run this very script
     )
 
 
@@ -97,8 +98,11 @@ def committed_text(path: str) -> bytes:
 def merge_into(target: Path, ours: bytes, base: bytes) -> None:
     """Three-way merge of the team's old file (ours) into the new release's file (target).
 
-    Overlapping changes become inline conflict markers, which the conflict report then names.
+    Overlapping changes become inline conflict markers and, as Copier does for the files it
+    merges, the file is recorded as unmerged in git, so that a commit is refused until it is
+    resolved and added.
     """
+    theirs = target.read_bytes()
     with tempfile.TemporaryDirectory() as scratch:
         ours_path, base_path = Path(scratch, "ours"), Path(scratch, "base")
         ours_path.write_bytes(ours)
@@ -112,6 +116,33 @@ def merge_into(target: Path, ours: bytes, base: bytes) -> None:
     if result.returncode < 0 or result.returncode > 127:
         raise RuntimeError(f"git merge-file failed on {target}: {result.stderr.decode()}")
     target.write_bytes(result.stdout)
+    if result.returncode > 0:
+        record_unmerged(target, base=base, ours=ours, theirs=theirs)
+
+
+def record_unmerged(path: Path, *, base: bytes, ours: bytes, theirs: bytes) -> None:
+    """Index stages 1 (base), 2 (ours) and 3 (theirs) for path, as a git merge leaves them."""
+    name = git("rev-parse", "--show-prefix").stdout.strip() + path.as_posix()  # from the top
+    entries = [f"0 {'0' * 40}\t{name}"]
+    for stage, content in ((1, base), (2, ours), (3, theirs)):
+        blob = (
+            subprocess.run(
+                ["git", "hash-object", "-w", "--stdin"],
+                input=content,
+                capture_output=True,
+                check=True,
+            )
+            .stdout.decode()
+            .strip()
+        )
+        entries.append(f"100644 {blob} {stage}\t{name}")
+    subprocess.run(
+        ["git", "update-index", "--index-info"],
+        input="\n".join(entries) + "\n",
+        text=True,
+        capture_output=True,
+        check=True,
+    )
 
 
 def carry_over(rename: Rename, answers: dict[str, Any], previous: Path) -> None:
@@ -119,15 +150,18 @@ def carry_over(rename: Rename, answers: dict[str, Any], previous: Path) -> None:
     old, new = rename.old.format_map(answers), rename.new.format_map(answers)
     committed = committed_files(old)
     for name in committed:
-        target = Path(new + name[len(old) :])
+        source, target = Path(name), Path(new + name[len(old) :])
         ours = committed_text(name)
         base_path = previous / name
         if not base_path.is_file():
-            # Added by the team under a renamed folder: it moves with the folder.
-            if not target.exists():
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(ours)
-                say(f"Moved {name} to {target} ({old} became {new} in {rename.version}).")
+            # Added by the team under a renamed folder: it moves with the folder, unless the
+            # new release has a file of that name too.
+            if target.exists():
+                say(f"Left {name} where it is: the template now has its own {target}.")
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(ours)
+            say(f"Moved {name} to {target} ({old} became {new} in {rename.version}).")
         elif ours != base_path.read_bytes():
             if target.exists():
                 merge_into(target, ours, base_path.read_bytes())
@@ -135,7 +169,7 @@ def carry_over(rename: Rename, answers: dict[str, Any], previous: Path) -> None:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(ours)
             say(f"Carried your changes to {name} over to {target} (renamed in {rename.version}).")
-        Path(name).unlink(missing_ok=True)
+        source.unlink(missing_ok=True)
     # A file the team deleted before the rename stays deleted under its new name.
     if (previous / old).exists():
         rendered = [old] if (previous / old).is_file() else _files_under(previous, old)
@@ -162,10 +196,9 @@ def _remove_empty_folders(folder: Path) -> None:
 
 def files_with_conflicts() -> list[str]:
     """Changed or new files holding inline conflict markers, and rejected hunks (.rej)."""
-    status = git("status", "--porcelain", "--untracked-files=all", "-z").stdout
+    listed = git("ls-files", "-z", "--modified", "--others", "--exclude-standard").stdout
     found = []
-    for entry in filter(None, status.split("\0")):
-        name = entry[3:]
+    for name in set(filter(None, listed.split("\0"))):
         path = Path(name)
         if name.endswith(".rej"):
             found.append(name)
@@ -173,7 +206,7 @@ def files_with_conflicts() -> list[str]:
             lines = {line.rstrip() for line in path.read_bytes().splitlines()}
             if {CONFLICT_START.encode(), CONFLICT_END.encode()} & lines:
                 found.append(name)
-    return sorted(set(found))
+    return sorted(found)
 
 
 def report_conflicts(conflicts: list[str], version: str) -> None:

@@ -322,12 +322,22 @@ def test_overlapping_edits_become_conflict_markers_with_a_message(
         assert start < text.index(ours) < middle < text.index(theirs) < end, name
     assert conflict_files(project) == sorted(["README.md", new_file])
     message = capfd.readouterr().err
-    assert "overlaps with your changes in 2 file(s)" in message
+    # Said once: the migration runs once per update, unlike tasks.
+    assert message.count("overlaps with your changes in 2 file(s)") == 1
     assert "  README.md\n" in message
     assert f"  {new_file}\n" in message
     assert "git reset --hard && git clean -fd" in message
-    # Copier records README.md as unmerged, so `git commit -a` refuses until it is resolved.
-    assert "README.md" in git(project, "ls-files", "--unmerged")
+    # Both are recorded as unmerged, as after a git merge: a commit is refused until resolved.
+    unmerged = {line.split("\t")[1] for line in git(project, "ls-files", "--unmerged").splitlines()}
+    assert unmerged == {"README.md", new_file}
+    refused = subprocess.run(
+        ["git", "commit", "-am", "Update"], cwd=project, capture_output=True, check=False
+    )
+    assert refused.returncode != 0
+    leftover = subprocess.run(
+        ["git", "diff", "--check"], cwd=project, capture_output=True, text=True, check=False
+    )
+    assert "conflict marker" in leftover.stdout
     # The documented undo brings back exactly the committed project.
     git(project, "reset", "--quiet", "--hard")
     git(project, "clean", "--quiet", "-fd")
