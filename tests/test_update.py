@@ -17,6 +17,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -477,6 +478,9 @@ def test_changelog_sections_are_releases_newest_first() -> None:
     assert [str(version) for version in versions] == releases
     assert versions == sorted(versions, reverse=True)
     assert len(set(versions)) == len(versions)
+    if releases:
+        pyproject = tomllib.loads((TEMPLATE_ROOT / "pyproject.toml").read_text())
+        assert pyproject["project"]["version"] == releases[0]
 
 
 def test_every_release_tag_and_rename_has_a_changelog_section(
