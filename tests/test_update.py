@@ -27,7 +27,7 @@ import yaml
 from copier import run_copy, run_update
 from packaging.version import Version
 
-from .harness import TEMPLATE_ROOT
+from .harness import TEMPLATE_ROOT, copier_config, render
 
 OLD, NEW = "1.0.0", "1.1.0"
 CONFLICT_START, CONFLICT_END = "<<<<<<< before updating", ">>>>>>> after updating"
@@ -398,6 +398,22 @@ def test_changed_answers_add_and_remove_files_and_keep_team_edits(
     assert recorded["_commit"] == NEW
     for name, value in change.after.items():
         assert recorded[name] == value
+
+
+@pytest.mark.parametrize("auth", ["jwt", "none"])
+def test_env_is_local_protected_and_in_step_with_the_example(tmp_path: Path, auth: str) -> None:
+    """`.env` is git-ignored, skipped by updates, and sets only variables the example documents."""
+    project = render(tmp_path / "service", {"auth": auth})
+
+    def variables(name: str) -> set[str]:
+        lines = (project / name).read_text().splitlines()
+        return {line.split("=", 1)[0].lstrip("# ") for line in lines if "=" in line}
+
+    assert variables(".env")
+    assert variables(".env") <= variables(".env.example")
+    assert ("ACCESS_TOKEN_EXPIRE_MINUTES" in variables(".env")) == (auth == "jwt")
+    assert ".env" in (project / ".gitignore").read_text().splitlines()
+    assert ".env" in copier_config()["_skip_if_exists"]
 
 
 def readme_copier_commands(project: Path) -> list[str]:
