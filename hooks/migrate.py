@@ -55,8 +55,8 @@ def say(message: str) -> None:
     print(f"[copier-backend] {message}", file=sys.stderr, flush=True)
 
 
-def git(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["git", *args], capture_output=True, text=True, check=check)
+def git(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["git", *args], capture_output=True, text=True, check=True)
 
 
 def renames_between(old_version: Version, new_version: Version) -> list[Rename]:
@@ -123,6 +123,7 @@ def merge_into(target: Path, ours: bytes, base: bytes) -> None:
 def record_unmerged(path: Path, *, base: bytes, ours: bytes, theirs: bytes) -> None:
     """Index stages 1 (base), 2 (ours) and 3 (theirs) for path, as a git merge leaves them."""
     name = git("rev-parse", "--show-prefix").stdout.strip() + path.as_posix()  # from the top
+    mode = "100755" if os.access(path, os.X_OK) else "100644"
     entries = [f"0 {'0' * 40}\t{name}"]
     for stage, content in ((1, base), (2, ours), (3, theirs)):
         blob = (
@@ -135,7 +136,7 @@ def record_unmerged(path: Path, *, base: bytes, ours: bytes, theirs: bytes) -> N
             .stdout.decode()
             .strip()
         )
-        entries.append(f"100644 {blob} {stage}\t{name}")
+        entries.append(f"{mode} {blob} {stage}\t{name}")
     subprocess.run(
         ["git", "update-index", "--index-info"],
         input="\n".join(entries) + "\n",

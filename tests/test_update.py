@@ -112,7 +112,15 @@ def releases(tmp_path_factory: pytest.TempPathFactory) -> Releases:
     new_heading = f"{heading} (revised in {NEW})"
     readme.write_text(text.replace(f"\n{heading}\n", f"\n{new_heading}\n", 1))
     (template / "CONTRIBUTING.md").write_text("# Contributing\n\nOpen a pull request.\n")
-    health_source = _only(list(template.rglob("test_health.py")), "test_health.py source")
+    # The source the sample's file came from (other frameworks may have their own).
+    health_source = _only(
+        [
+            path
+            for path in template.rglob("test_health.py")
+            if path.read_bytes() == health.read_bytes()
+        ],
+        "test_health.py source",
+    )
     renamed_source = health_source.with_name("test_health_checks.py")
     health_source.rename(renamed_source)
     releases = Releases(
@@ -289,6 +297,7 @@ def test_team_edits_survive_and_template_changes_arrive(releases: Releases, tmp_
     expected = files(render_new(releases, tmp_path / "fresh", {})) - set(edits.deleted)
     expected |= {moved(name, releases.renamed_folder) for name in edits.added}
     assert files(project) == expected
+    assert readme == (tmp_path / "fresh" / "README.md").read_text() + TEAM_NOTES
     assert conflict_files(project) == []
     assert recorded_answers(project)["_commit"] == NEW
     commit(project, f"Update to copier-backend {NEW}")
@@ -393,7 +402,8 @@ def test_changed_answers_add_and_remove_files_and_keep_team_edits(
         assert (project / name).is_file(), name
     for name in change.must_go:
         assert not list(project.rglob(name)), f"{name} should be gone"
-    assert TEAM_NOTES in readme.read_text()
+    # The README follows the new answers and keeps the team's section.
+    assert readme.read_text() == (tmp_path / "after" / "README.md").read_text() + TEAM_NOTES
     recorded = recorded_answers(project)
     assert recorded["_commit"] == NEW
     for name, value in change.after.items():
