@@ -8,6 +8,7 @@ import pytest
 from .harness import (
     RunningServer,
     assert_ok,
+    documented_command,
     documented_commands,
     is_server_command,
     render,
@@ -70,6 +71,10 @@ class GeneratedProject:
     def auth(self) -> str:
         return str(self.answers.get("auth", "jwt"))
 
+    @property
+    def framework(self) -> str:
+        return str(self.answers.get("framework", "fastapi"))
+
     def commands(self) -> list[str]:
         """Every command written in the README and agent files, in order, without repeats."""
         seen: dict[str, None] = {}
@@ -89,7 +94,8 @@ def generated(
     destination = tmp_path_factory.mktemp(request.param) / "service"
     render(destination, answers, tasks=True)
     project = GeneratedProject(request.param, answers, destination)
-    for command in ("uv sync --locked", "uv run alembic upgrade head"):
+    migrate = documented_command((destination / "README.md").read_text(), "database schema")
+    for command in ("uv sync --locked", migrate):
         assert_ok(run(command, destination), command)
     return project
 

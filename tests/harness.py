@@ -21,8 +21,11 @@ from copier import run_copy
 TEMPLATE_ROOT = Path(__file__).resolve().parents[1]
 COPIER_YML = TEMPLATE_ROOT / "copier.yml"
 
-# Commands that serve until stopped; every other documented command must exit 0.
-SERVER_COMMAND_PREFIXES = ("uv run fastapi dev", "uv run fastapi run")
+# Commands that serve until stopped (each framework's dev and production servers); every other
+# documented command must exit 0.
+SERVER_COMMAND = re.compile(
+    r"^uv run (fastapi (dev|run)\b|flask\b.*\brun\b|python manage\.py runserver\b)"
+)
 
 FENCED_SHELL_BLOCK = re.compile(r"```(?:bash|sh|shell|console)\n(.*?)```", re.DOTALL)
 
@@ -100,7 +103,25 @@ def documented_commands(markdown: str) -> list[str]:
 
 
 def is_server_command(command: str) -> bool:
-    return command.startswith(SERVER_COMMAND_PREFIXES)
+    return SERVER_COMMAND.match(command) is not None
+
+
+def documented_command(markdown: str, purpose: str) -> str:
+    """The command of a fenced block whose trailing comment contains `purpose`."""
+    for block in FENCED_SHELL_BLOCK.findall(markdown):
+        for line in block.splitlines():
+            command, _, comment = line.partition("  #")
+            if purpose in comment:
+                return command.strip()
+    raise LookupError(f"no documented command for {purpose!r}")
+
+
+def on_port(command: str, port: int) -> str:
+    """A server command bound to `port`: Django's runserver takes the address as an argument
+    (FastAPI's CLI reads PORT and Flask's FLASK_RUN_PORT, both set by `serve`)."""
+    if re.search(r"manage\.py runserver$", command):
+        return f"{command} 127.0.0.1:{port}"
+    return command
 
 
 def free_port() -> int:
@@ -127,10 +148,10 @@ def serve(command: str, cwd: Path, *, ready_path: str = "/health/live") -> Itera
     log_path = cwd.parent / f"server-{port}.log"  # outside the project: git status stays clean
     with log_path.open("w") as log:
         process = subprocess.Popen(
-            command,
+            on_port(command, port),
             shell=True,
             cwd=cwd,
-            env=project_env(PORT=str(port)),
+            env=project_env(PORT=str(port), FLASK_RUN_PORT=str(port)),
             stdout=log,
             stderr=subprocess.STDOUT,
             text=True,

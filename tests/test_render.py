@@ -13,6 +13,7 @@ import yaml
 from .conftest import DOCUMENTED_FILES
 from .harness import copier_config, leftover_jinja, render
 
+FRAMEWORKS = ["fastapi"]
 AUTH = ["jwt", "none"]
 PYTHON_VERSIONS = ["3.11", "3.12", "3.13"]
 AGENT_FILE_SETS = [
@@ -31,18 +32,38 @@ AGENT_FILES_BY_CHOICE = {
 }
 LICENSES = ["MIT", "Apache-2.0", "BSD-3-Clause", "proprietary"]
 
-# Every auth x python_version x agent_files combination; licences rotate through them.
+# Every framework x auth x python_version x agent_files combination; licences rotate through them.
 MATRIX = [
-    {"auth": auth, "python_version": version, "agent_files": agents, "license": LICENSES[index % 4]}
-    for index, (auth, version, agents) in enumerate(
-        itertools.product(AUTH, PYTHON_VERSIONS, AGENT_FILE_SETS)
+    {
+        "framework": framework,
+        "auth": auth,
+        "python_version": version,
+        "agent_files": agents,
+        "license": LICENSES[index % 4],
+    }
+    for index, (framework, auth, version, agents) in enumerate(
+        itertools.product(FRAMEWORKS, AUTH, PYTHON_VERSIONS, AGENT_FILE_SETS)
     )
 ]
+
+# Files that exist only with auth=jwt, per framework.
+JWT_FILES = {
+    "fastapi": {
+        "src/my_service/security.py",
+        "src/my_service/rate_limit.py",
+        "src/my_service/users/api.py",
+        "tests/users/test_api.py",
+        "tests/accounts.py",
+    },
+}
 
 
 def matrix_id(answers: dict[str, object]) -> str:
     agents = "+".join(answers["agent_files"]) or "no-agents"  # type: ignore[arg-type]
-    return f"{answers['auth']}-py{answers['python_version']}-{agents}-{answers['license']}"
+    return (
+        f"{answers['framework']}-{answers['auth']}-py{answers['python_version']}"
+        f"-{agents}-{answers['license']}"
+    )
 
 
 @pytest.fixture(scope="module", params=MATRIX, ids=matrix_id)
@@ -69,13 +90,7 @@ def test_no_jinja_is_left(rendered) -> None:
 def test_only_chosen_options_produce_files(rendered) -> None:
     answers, project = rendered
     present = files(project)
-    jwt_files = {
-        "src/my_service/security.py",
-        "src/my_service/rate_limit.py",
-        "src/my_service/users/api.py",
-        "tests/users/test_api.py",
-        "tests/accounts.py",
-    }
+    jwt_files = JWT_FILES[answers["framework"]]
     if answers["auth"] == "jwt":
         assert jwt_files <= present
     else:
