@@ -15,6 +15,7 @@ from .harness import copier_config, leftover_jinja, render
 
 FRAMEWORKS = ["fastapi"]
 AUTH = ["jwt", "none"]
+DATABASES = ["sqlite", "postgresql", "mysql"]
 PYTHON_VERSIONS = ["3.11", "3.12", "3.13"]
 AGENT_FILE_SETS = [
     [],
@@ -40,6 +41,8 @@ MATRIX = [
         "python_version": version,
         "agent_files": agents,
         "license": LICENSES[index % 4],
+        # Server databases are offered with FastAPI only, for now.
+        "database": DATABASES[index % 3] if framework == "fastapi" else "sqlite",
     }
     for index, (framework, auth, version, agents) in enumerate(
         itertools.product(FRAMEWORKS, AUTH, PYTHON_VERSIONS, AGENT_FILE_SETS)
@@ -62,7 +65,7 @@ def matrix_id(answers: dict[str, object]) -> str:
     agents = "+".join(answers["agent_files"]) or "no-agents"  # type: ignore[arg-type]
     return (
         f"{answers['framework']}-{answers['auth']}-py{answers['python_version']}"
-        f"-{agents}-{answers['license']}"
+        f"-{agents}-{answers['license']}-{answers['database']}"
     )
 
 
