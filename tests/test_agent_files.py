@@ -23,9 +23,9 @@ import pytest
 import yaml
 from jsonschema import Draft202012Validator
 
-from .conftest import DOCUMENTED_FILES, GeneratedProject
+from .conftest import DOCUMENTED_FILES, FULL_VARIANTS, GeneratedProject
 from .docs_agent_files import DOC_PATH, REGENERATE, render_doc
-from .harness import TEMPLATE_ROOT, documented_commands, questions, render
+from .harness import TEMPLATE_ROOT, documented_commands, is_server_command, questions, render
 from .test_render import AGENT_FILES_BY_CHOICE, MATRIX, matrix_id
 
 SCHEMA_DIR = TEMPLATE_ROOT / "tests" / "schemas"
@@ -288,14 +288,29 @@ def test_every_agent_file_is_one_the_suite_reads() -> None:
     assert set(AGENT_FILES) <= set(DOCUMENTED_FILES)
 
 
-def test_every_command_in_an_agent_file_is_run_by_the_suite(rendered) -> None:
-    """The generated-project tests run GeneratedProject.commands(); agent files name no others."""
-    answers, project = rendered
-    run_by_suite = set(GeneratedProject("render", answers, project).commands())
+@pytest.fixture(scope="module")
+def commands_the_suite_runs(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
+    """Commands run on the full variants: every one-shot command documented in their README and
+    agent files (test_generated_project.py) and the first server command (the `live` fixture)."""
+    commands: set[str] = set()
+    for variant, answers in FULL_VARIANTS.items():
+        project = render(tmp_path_factory.mktemp(variant) / "service", answers)
+        documented = GeneratedProject(variant, answers, project).commands()
+        servers = [command for command in documented if is_server_command(command)]
+        commands |= {command for command in documented if not is_server_command(command)}
+        commands |= set(servers[:1])
+    return commands
+
+
+def test_every_command_in_an_agent_file_is_run_by_the_suite(
+    rendered, commands_the_suite_runs: set[str]
+) -> None:
+    """Whatever combination an agent file comes from, each command in it runs on a full variant."""
+    _, project = rendered
     for name in present_agent_files(project):
         text = (project / name).read_text()
-        assert set(documented_commands(text)) <= run_by_suite, name
-        not_run = commands_anywhere(text) - run_by_suite - set(NAMED_NOT_RUN)
+        named = set(documented_commands(text)) | commands_anywhere(text)
+        not_run = named - commands_the_suite_runs - set(NAMED_NOT_RUN)
         assert not_run == set(), f"{name} names commands the suite never runs"
 
 
