@@ -333,8 +333,9 @@ VOCABULARY: dict[str, dict[Any, tuple[str, ...]]] = {
     },
     "database": {
         "sqlite": ("SQLite", "aiosqlite"),
-        "postgresql": ("PostgreSQL", "Postgres", "psycopg", "asyncpg"),
-        "mysql": ("MySQL", "MariaDB", "PyMySQL", "aiomysql", "mysqlclient"),
+        # Server projects run their tests on SQLite when DATABASE_URL is not set.
+        "postgresql": ("PostgreSQL", "Postgres", "psycopg", "asyncpg", "SQLite", "aiosqlite"),
+        "mysql": ("MySQL", "MariaDB", "PyMySQL", "asyncmy", "mysqlclient", "SQLite", "aiosqlite"),
     },
     "celery": {
         True: ("Celery", "celery beat", "worker"),
@@ -395,6 +396,8 @@ def test_vocabulary_covers_every_choice_in_copier_yml() -> None:
             continue
         choices = spec.get("choices") or {}
         values = choices.values() if isinstance(choices, dict) else choices
+        # A choice is a plain value, or a mapping with a value and its own validator.
+        values = [value["value"] if isinstance(value, dict) else value for value in values]
         missing = [value for value in values if value not in VOCABULARY[option]]
         assert missing == [], f"add {option}={missing} to VOCABULARY in {Path(__file__).name}"
 
