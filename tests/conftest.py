@@ -40,6 +40,15 @@ FULL_VARIANTS: dict[str, dict[str, Any]] = {
     },
     "postgresql": {"database": "postgresql", "project_name": "Orders"},
     "mysql": {"database": "mysql", "project_name": "Ledger", "agent_files": ["agents_md"]},
+    "django": {"framework": "django"},
+    "django-auth-none": {
+        "framework": "django",
+        "auth": "none",
+        "python_version": "3.11",
+        "license": "BSD-3-Clause",
+        "agent_files": ["agents_md", "cursor", "gemini"],
+        "project_name": "Parts Registry",
+    },
 }
 JWT_VARIANTS = [
     name for name, answers in FULL_VARIANTS.items() if answers.get("auth", "jwt") == "jwt"
