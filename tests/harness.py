@@ -8,23 +8,39 @@ import signal
 import socket
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
+import psycopg
+import pymysql
 import yaml
 from copier import run_copy
 
 TEMPLATE_ROOT = Path(__file__).resolve().parents[1]
 COPIER_YML = TEMPLATE_ROOT / "copier.yml"
 
-# Commands that serve until stopped; every other documented command must exit 0.
-SERVER_COMMAND_PREFIXES = ("uv run fastapi dev", "uv run fastapi run")
+# Commands that serve until stopped (each framework's dev and production servers); every other
+# documented command must exit 0.
+SERVER_COMMAND = re.compile(
+    r"^uv run (fastapi (dev|run)\b|flask\b.*\brun\b|python manage\.py runserver\b)"
+)
 
 FENCED_SHELL_BLOCK = re.compile(r"```(?:bash|sh|shell|console)\n(.*?)```", re.DOTALL)
+
+
+# Real database servers for the `database` answers, found through these variables (CI sets them
+# to the servers on loopback; elsewhere the variants that need one are skipped, naming the
+# variable).
+DATABASE_SERVER_VARIABLES = {
+    "postgresql": "COPIER_BACKEND_POSTGRESQL_URL",
+    "mysql": "COPIER_BACKEND_MYSQL_URL",
+}
 
 
 def copier_config() -> dict[str, Any]:
@@ -100,7 +116,25 @@ def documented_commands(markdown: str) -> list[str]:
 
 
 def is_server_command(command: str) -> bool:
-    return command.startswith(SERVER_COMMAND_PREFIXES)
+    return SERVER_COMMAND.match(command) is not None
+
+
+def documented_command(markdown: str, purpose: str) -> str:
+    """The command of a fenced block whose trailing comment contains `purpose`."""
+    for block in FENCED_SHELL_BLOCK.findall(markdown):
+        for line in block.splitlines():
+            command, _, comment = line.partition("  #")
+            if purpose in comment:
+                return command.strip()
+    raise LookupError(f"no documented command for {purpose!r}")
+
+
+def on_port(command: str, port: int) -> str:
+    """A server command bound to `port`: Django's runserver takes the address as an argument
+    (FastAPI's CLI reads PORT and Flask's FLASK_RUN_PORT, both set by `serve`)."""
+    if re.search(r"manage\.py runserver$", command):
+        return f"{command} 127.0.0.1:{port}"
+    return command
 
 
 def free_port() -> int:
@@ -127,10 +161,10 @@ def serve(command: str, cwd: Path, *, ready_path: str = "/health/live") -> Itera
     log_path = cwd.parent / f"server-{port}.log"  # outside the project: git status stays clean
     with log_path.open("w") as log:
         process = subprocess.Popen(
-            command,
+            on_port(command, port),
             shell=True,
             cwd=cwd,
-            env=project_env(PORT=str(port)),
+            env=project_env(PORT=str(port), FLASK_RUN_PORT=str(port)),
             stdout=log,
             stderr=subprocess.STDOUT,
             text=True,
@@ -185,3 +219,30 @@ def leftover_jinja(project: Path) -> list[str]:
             if LEFTOVER_JINJA.search(line):
                 found.append(f"{path.relative_to(project)}:{number}: {line.strip()}")
     return found
+
+
+@contextmanager
+def scratch_database(server_url: str) -> Iterator[str]:
+    """Create an empty database on a PostgreSQL or MySQL server, yield its URL, then drop it."""
+    parts = urlsplit(server_url)
+    name = f"cb_{uuid.uuid4().hex[:10]}"
+    host, port, user = parts.hostname or "127.0.0.1", parts.port, parts.username or ""
+    password = parts.password or ""
+    if parts.scheme.startswith("postgresql"):
+        admin = psycopg.connect(
+            host=host, port=port or 5432, user=user, password=password, dbname="postgres"
+        )
+        admin.autocommit = True
+        statements = (f'CREATE DATABASE "{name}"', f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    else:
+        admin = pymysql.connect(host=host, port=port or 3306, user=user, password=password)
+        statements = (
+            f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4",
+            f"DROP DATABASE IF EXISTS `{name}`",
+        )
+    with admin:
+        admin.cursor().execute(statements[0])
+        try:
+            yield parts._replace(path=f"/{name}").geturl()
+        finally:
+            admin.cursor().execute(statements[1])
