@@ -443,6 +443,11 @@ def test_the_default_image_builds_migrates_and_serves(image_tools: None, tmp_pat
         "--network",
         "host",
         "--pull=never",
+        # Docker's image format keeps HEALTHCHECK (OCI has no field for it); one layer per stage
+        # keeps the build fast on vfs storage.
+        "--format",
+        "docker",
+        "--layers=false",
         "--build-arg",
         f"BASE_IMAGE={debian_base_image()}",
         "--build-arg",
@@ -616,5 +621,12 @@ def test_the_update_workflow_refuses_conflicts(
     assert "conflicts with local changes" in refused.stdout
     assert "README.md" in refused.stdout
     # Without the conflict, the same check lets the pull request be opened.
-    git("checkout", "--quiet", "--", "README.md", cwd=project)
+    git("checkout", "--quiet", "HEAD", "--", "README.md", cwd=project)
     assert_ok(bash(refuse, project), "the conflict check on a clean update")
+
+
+def test_documents_name_docker_and_ci_only_when_chosen(rendered) -> None:
+    """README and agent files name Docker, GitHub Actions or GitLab exactly when chosen."""
+    from .test_agent_files import test_files_name_the_chosen_technology_and_nothing_else
+
+    test_files_name_the_chosen_technology_and_nothing_else(rendered)
