@@ -630,3 +630,11 @@ def test_documents_name_docker_and_ci_only_when_chosen(rendered) -> None:
     from .test_agent_files import test_files_name_the_chosen_technology_and_nothing_else
 
     test_files_name_the_chosen_technology_and_nothing_else(rendered)
+
+
+@pytest.mark.parametrize("ci", ["github", "none"])
+def test_copilot_files_and_workflows_share_the_github_folder(tmp_path: Path, ci: str) -> None:
+    project = render_project(tmp_path / "project", {"agent_files": ["copilot"], "ci": ci})
+    github = {str(path.relative_to(project)) for path in (project / ".github").rglob("*.*")}
+    copilot = {".github/copilot-instructions.md", ".github/agents/backend.agent.md"}
+    assert github == copilot | (CI_FILES["github"] if ci == "github" else set())
