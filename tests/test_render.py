@@ -13,7 +13,7 @@ import yaml
 from .conftest import DOCUMENTED_FILES
 from .harness import copier_config, leftover_jinja, render
 
-FRAMEWORKS = ["fastapi"]
+FRAMEWORKS = ["fastapi", "flask"]
 AUTH = ["jwt", "none"]
 PYTHON_VERSIONS = ["3.11", "3.12", "3.13"]
 AGENT_FILE_SETS = [
@@ -49,6 +49,13 @@ MATRIX = [
 # Files that exist only with auth=jwt, per framework.
 JWT_FILES = {
     "fastapi": {
+        "src/my_service/security.py",
+        "src/my_service/rate_limit.py",
+        "src/my_service/users/api.py",
+        "tests/users/test_api.py",
+        "tests/accounts.py",
+    },
+    "flask": {
         "src/my_service/security.py",
         "src/my_service/rate_limit.py",
         "src/my_service/users/api.py",
