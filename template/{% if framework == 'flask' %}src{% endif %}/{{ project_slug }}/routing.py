@@ -1,10 +1,16 @@
 """URL converters shared by the blueprints."""
 
+import re
+from typing import Any
+
+from flask import current_app
 from werkzeug.routing import BaseConverter
 
 from .problems import FieldError, InvalidRequestError
 
 MAX_ID = 2**63 - 1
+ID_ARGUMENT = re.compile(r"<id:(\w+)>")
+ANY_ARGUMENT = re.compile(r"<(?:[^<:>]+:)?([^<>]+)>")
 
 
 class IdConverter(BaseConverter):
@@ -25,3 +31,17 @@ class IdConverter(BaseConverter):
 
     def to_url(self, value: int) -> str:
         return str(value)
+
+
+def document_id_parameters(spec: dict[str, Any]) -> dict[str, Any]:
+    """Describe `<id:...>` path parameters in the OpenAPI document as the integers they are."""
+    for rule in current_app.url_map.iter_rules():
+        names = set(ID_ARGUMENT.findall(rule.rule))
+        if not names:
+            continue
+        path = ANY_ARGUMENT.sub(r"{\1}", rule.rule)
+        for operation in spec.get("paths", {}).get(path, {}).values():
+            for parameter in operation.get("parameters", []):
+                if parameter["in"] == "path" and parameter["name"] in names:
+                    parameter["schema"] = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
+    return spec
