@@ -1,4 +1,6 @@
 import os
+from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -6,6 +8,7 @@ from typing import Any
 import pytest
 
 from .harness import (
+    DATABASE_SERVER_VARIABLES,
     RunningServer,
     assert_ok,
     documented_command,
@@ -13,6 +16,7 @@ from .harness import (
     is_server_command,
     render,
     run,
+    scratch_database,
     serve,
 )
 
@@ -33,6 +37,17 @@ FULL_VARIANTS: dict[str, dict[str, Any]] = {
         "license": "BSD-3-Clause",
         "agent_files": [],
         "project_name": "Billing API",
+    },
+    "postgresql": {"database": "postgresql", "project_name": "Orders"},
+    "mysql": {"database": "mysql", "project_name": "Ledger", "agent_files": ["agents_md"]},
+    "django": {"framework": "django"},
+    "django-auth-none": {
+        "framework": "django",
+        "auth": "none",
+        "python_version": "3.11",
+        "license": "BSD-3-Clause",
+        "agent_files": ["agents_md", "cursor", "gemini"],
+        "project_name": "Parts Registry",
     },
     "flask": {"framework": "flask"},
     "flask-auth-none": {
@@ -97,16 +112,31 @@ class GeneratedProject:
 @pytest.fixture(scope="session", params=list(FULL_VARIANTS))
 def generated(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> GeneratedProject:
-    """A project rendered with the post-copy task, dependencies synced, database migrated."""
+) -> Iterator[GeneratedProject]:
+    """A project rendered with the post-copy task, dependencies synced, database migrated.
+
+    A project for a database server gets a fresh database on the real server, in `.env` as a
+    user would write it; the database is dropped after the run.
+    """
     answers = FULL_VARIANTS[request.param]
-    destination = tmp_path_factory.mktemp(request.param) / "service"
-    render(destination, answers, tasks=True)
-    project = GeneratedProject(request.param, answers, destination)
-    migrate = documented_command((destination / "README.md").read_text(), "database schema")
-    for command in ("uv sync --locked", migrate):
-        assert_ok(run(command, destination), command)
-    return project
+    database = answers.get("database", "sqlite")
+    with ExitStack() as stack:
+        database_url = None
+        if database != "sqlite":
+            variable = DATABASE_SERVER_VARIABLES[database]
+            server = os.environ.get(variable)
+            if not server:
+                pytest.skip(f"set {variable} to the URL of a {database} server to check it")
+            database_url = stack.enter_context(scratch_database(server))
+        destination = tmp_path_factory.mktemp(request.param) / "service"
+        render(destination, answers, tasks=True)
+        if database_url:
+            (destination / ".env").write_text(f"DATABASE_URL={database_url}\n")
+        project = GeneratedProject(request.param, answers, destination)
+        migrate = documented_command((destination / "README.md").read_text(), "database schema")
+        for command in ("uv sync --locked", migrate):
+            assert_ok(run(command, destination), command)
+        yield project
 
 
 @pytest.fixture(scope="session")

@@ -8,13 +8,17 @@ import signal
 import socket
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
+import psycopg
+import pymysql
 import yaml
 from copier import run_copy
 
@@ -28,6 +32,15 @@ SERVER_COMMAND = re.compile(
 )
 
 FENCED_SHELL_BLOCK = re.compile(r"```(?:bash|sh|shell|console)\n(.*?)```", re.DOTALL)
+
+
+# Real database servers for the `database` answers, found through these variables (CI sets them
+# to the servers on loopback; elsewhere the variants that need one are skipped, naming the
+# variable).
+DATABASE_SERVER_VARIABLES = {
+    "postgresql": "COPIER_BACKEND_POSTGRESQL_URL",
+    "mysql": "COPIER_BACKEND_MYSQL_URL",
+}
 
 
 def copier_config() -> dict[str, Any]:
@@ -206,3 +219,30 @@ def leftover_jinja(project: Path) -> list[str]:
             if LEFTOVER_JINJA.search(line):
                 found.append(f"{path.relative_to(project)}:{number}: {line.strip()}")
     return found
+
+
+@contextmanager
+def scratch_database(server_url: str) -> Iterator[str]:
+    """Create an empty database on a PostgreSQL or MySQL server, yield its URL, then drop it."""
+    parts = urlsplit(server_url)
+    name = f"cb_{uuid.uuid4().hex[:10]}"
+    host, port, user = parts.hostname or "127.0.0.1", parts.port, parts.username or ""
+    password = parts.password or ""
+    if parts.scheme.startswith("postgresql"):
+        admin = psycopg.connect(
+            host=host, port=port or 5432, user=user, password=password, dbname="postgres"
+        )
+        admin.autocommit = True
+        statements = (f'CREATE DATABASE "{name}"', f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    else:
+        admin = pymysql.connect(host=host, port=port or 3306, user=user, password=password)
+        statements = (
+            f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4",
+            f"DROP DATABASE IF EXISTS `{name}`",
+        )
+    with admin:
+        admin.cursor().execute(statements[0])
+        try:
+            yield parts._replace(path=f"/{name}").geturl()
+        finally:
+            admin.cursor().execute(statements[1])

@@ -11,6 +11,8 @@ def test_every_question_and_choice_is_documented() -> None:
         choices = spec.get("choices") or {}
         values = choices.values() if isinstance(choices, dict) else choices
         for value in values:
+            # A choice is a plain value, or a mapping with a value and its own validator.
+            value = value["value"] if isinstance(value, dict) else value
             assert f"`{value}`" in OPTIONS, f"{name}: {value}"
 
 

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import DateTime, Dialect, MetaData, event
+from sqlalchemy.dialects import mysql
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -31,13 +32,35 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+# Connection and pool defaults: fail fast when the server is unreachable, check a pooled
+# connection before use (a restarted server leaves dead ones), and recycle connections before
+# MySQL's idle timeout closes them.
+CONNECT_TIMEOUT_SECONDS = 5
+POOL_OPTIONS: dict[str, Any] = {
+    "pool_pre_ping": True,
+    "pool_size": 5,
+    "max_overflow": 10,
+    "pool_timeout": 10,
+    "pool_recycle": 1800,
+}
+CONNECT_ARGS: dict[str, dict[str, Any]] = {
+    "postgresql": {"timeout": CONNECT_TIMEOUT_SECONDS},
+    "mysql": {"connect_timeout": CONNECT_TIMEOUT_SECONDS},
+}
+
+
+def timestamp_type() -> DateTime:
+    """TIMESTAMP WITH TIME ZONE where the database has one; microseconds on MySQL/MariaDB too."""
+    return DateTime(timezone=True).with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """A timezone-aware timestamp, stored in UTC and read back with its time zone.
 
-    SQLite has no time zone type and returns naive values; this keeps every flavour aware.
+    SQLite and MySQL have no time zone type and return naive values; this keeps them aware.
     """
 
-    impl = DateTime(timezone=True)
+    impl = timestamp_type()
     cache_ok = True
 
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
@@ -45,7 +68,9 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetime given; use an aware datetime such as utcnow()")
-        return value.astimezone(UTC)
+        utc = value.astimezone(UTC)
+        # Drivers of databases without a time zone type expect naive UTC values.
+        return utc if dialect.name == "postgresql" else utc.replace(tzinfo=None)
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
@@ -61,10 +86,12 @@ class Base(DeclarativeBase):
 
 def create_engine(settings: DatabaseSettings) -> AsyncEngine:
     url = settings.async_database_url
-    engine = create_async_engine(url, pool_pre_ping=True)
-    if url.get_backend_name() == "sqlite":
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        engine = create_async_engine(url, pool_pre_ping=True)
         event.listen(engine.sync_engine, "connect", _configure_sqlite_connection)
-    return engine
+        return engine
+    return create_async_engine(url, connect_args=CONNECT_ARGS.get(backend, {}), **POOL_OPTIONS)
 
 
 def _configure_sqlite_connection(dbapi_connection: Any, _connection_record: Any) -> None:

@@ -1,0 +1,53 @@
+from datetime import timedelta
+
+from django.conf import settings
+from django.http import HttpRequest
+from ninja import Form, Router, Status
+
+from ..auth import BearerAuth, current_user
+from ..errors import AuthenticationError, RateLimitedError
+from ..rate_limit import login_throttle
+from ..security import create_access_token
+from .models import User
+from .schemas import AccessToken, UserRead, UserRegister
+from .selectors import normalize_email
+from .services import user_authenticate, user_register
+
+auth_router = Router(tags=["auth"])
+users_router = Router(tags=["users"], auth=BearerAuth())
+
+
+@auth_router.post("/register", response={201: UserRead})
+def register(request: HttpRequest, payload: UserRegister) -> Status[User]:
+    user = user_register(
+        email=payload.email, password=payload.password, full_name=payload.full_name
+    )
+    return Status(201, user)
+
+
+@auth_router.post("/token", response=AccessToken)
+def token(request: HttpRequest, username: Form[str], password: Form[str]) -> AccessToken:
+    """The OAuth2 password flow: a form with username (the email) and password."""
+    throttle = login_throttle()
+    keys = (
+        f"address:{request.META.get('REMOTE_ADDR', 'unknown')}",
+        f"account:{normalize_email(username)}",
+    )
+    if (wait := throttle.retry_after(*keys)) is not None:
+        raise RateLimitedError("Too many failed logins; try again later.", retry_after=wait)
+    try:
+        user = user_authenticate(email=username, password=password)
+    except AuthenticationError:
+        throttle.record_failure(*keys)
+        raise
+    throttle.reset(keys[1])
+    expires_in = timedelta(minutes=settings.ACCESS_TOKEN_EXPIRE_MINUTES)
+    access_token = create_access_token(
+        subject=user.id, secret_key=settings.SECRET_KEY, expires_in=expires_in
+    )
+    return AccessToken(access_token=access_token, expires_in=int(expires_in.total_seconds()))
+
+
+@users_router.get("/me", response=UserRead)
+def me(request: HttpRequest) -> User:
+    return current_user(request)
