@@ -33,9 +33,6 @@ REFUSED = [
     ({"author_email": "a b@example.com"}, "Type an email address"),
     ({"framework": "rails"}, "Invalid choice"),
     ({"database": "oracle"}, "Invalid choice"),
-    # Server databases are wired for FastAPI only so far: the other frameworks refuse them.
-    ({"database": "postgresql", "framework": "django"}, "available with FastAPI"),
-    ({"database": "mysql", "framework": "django"}, "available with FastAPI"),
     ({"auth": "basic"}, "Invalid choice"),
     ({"python_version": "3.10"}, "Invalid choice"),
     ({"license": "GPL"}, "Invalid choice"),
