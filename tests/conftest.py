@@ -58,6 +58,21 @@ FULL_VARIANTS: dict[str, dict[str, Any]] = {
         "agent_files": ["agents_md", "copilot", "cursor"],
         "project_name": "Flask Catalog",
     },
+    "django-postgresql": {
+        "framework": "django",
+        "database": "postgresql",
+        "project_name": "Shipments",
+        "agent_files": ["agents_md", "claude", "copilot"],
+    },
+    "django-mysql": {
+        "framework": "django",
+        "database": "mysql",
+        "auth": "none",
+        "python_version": "3.13",
+        "license": "MIT",
+        "agent_files": ["agents_md", "gemini"],
+        "project_name": "Stock Levels",
+    },
 }
 JWT_VARIANTS = [
     name for name, answers in FULL_VARIANTS.items() if answers.get("auth", "jwt") == "jwt"

@@ -51,3 +51,22 @@ def test_every_documented_command_works(generated: GeneratedProject) -> None:
         ]
         assert statements == ["pass"], text
         migration.unlink()
+
+
+def test_the_tests_need_no_database_url(generated: GeneratedProject) -> None:
+    """With DATABASE_URL unset (environment and .env) the project's tests run on SQLite, even in
+    a project made for a server; the Django flavour's settings test checks the vendor."""
+    env_file = generated.path / ".env"
+    aside = generated.path.parent / "env.aside"
+    if env_file.exists():
+        env_file.rename(aside)
+    try:
+        command = "uv run pytest -q tests/test_settings.py tests/test_migrations.py"
+        result = run(command, generated.path)
+        assert_ok(result, command)
+        summary = result.stdout.strip().splitlines()[-1]
+        assert re.search(r"\d+ passed", summary), summary
+        assert "skipped" not in summary, summary
+    finally:
+        if aside.exists():
+            aside.rename(env_file)

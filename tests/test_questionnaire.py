@@ -33,11 +33,9 @@ REFUSED = [
     ({"author_email": "a b@example.com"}, "Type an email address"),
     ({"framework": "rails"}, "Invalid choice"),
     ({"database": "oracle"}, "Invalid choice"),
-    # Server databases are wired for FastAPI only so far: the other frameworks refuse them.
-    ({"database": "postgresql", "framework": "django"}, "available with FastAPI"),
-    ({"database": "mysql", "framework": "django"}, "available with FastAPI"),
-    ({"database": "postgresql", "framework": "flask"}, "available with FastAPI"),
-    ({"database": "mysql", "framework": "flask"}, "available with FastAPI"),
+    # Server databases are wired for FastAPI and Django so far: Flask refuses them.
+    ({"database": "postgresql", "framework": "flask"}, "available with FastAPI and Django"),
+    ({"database": "mysql", "framework": "flask"}, "available with FastAPI and Django"),
     ({"auth": "basic"}, "Invalid choice"),
     ({"python_version": "3.10"}, "Invalid choice"),
     ({"license": "GPL"}, "Invalid choice"),

@@ -41,8 +41,7 @@ MATRIX = [
         "python_version": version,
         "agent_files": agents,
         "license": LICENSES[index % 4],
-        # Server databases are offered with FastAPI only, for now.
-        "database": DATABASES[index % 3] if framework == "fastapi" else "sqlite",
+        "database": DATABASES[index % 3],
     }
     for index, (framework, auth, version, agents) in enumerate(
         itertools.product(FRAMEWORKS, AUTH, PYTHON_VERSIONS, AGENT_FILE_SETS)

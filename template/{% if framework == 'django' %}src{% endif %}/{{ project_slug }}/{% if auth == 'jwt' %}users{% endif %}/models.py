@@ -11,7 +11,9 @@ from ..security import hash_password, verify_password
 class User(AbstractBaseUser):
     """The account model (AUTH_USER_MODEL), keyed by email; `password` holds an argon2 hash."""
 
-    # Stored lowercased by the services; the constraint below also refuses case variants.
+    # Stored lowercased (the services lowercase it, the check below refuses anything else), so the
+    # plain unique index is case-insensitive on every database. A unique index on LOWER(email)
+    # would not do: MariaDB has no expression indexes, and Django skips the constraint there.
     email = models.EmailField(max_length=320, unique=True)
     full_name = models.CharField(max_length=200, null=True, blank=True)  # null: not given
     is_active = models.BooleanField(default=True)
@@ -23,7 +25,9 @@ class User(AbstractBaseUser):
 
     class Meta:
         constraints: ClassVar = [
-            models.UniqueConstraint(Lower("email"), name="users_user_email_ci_unique"),
+            models.CheckConstraint(
+                condition=models.Q(email=Lower("email")), name="users_user_email_lowercase"
+            ),
         ]
 
     def __str__(self) -> str:

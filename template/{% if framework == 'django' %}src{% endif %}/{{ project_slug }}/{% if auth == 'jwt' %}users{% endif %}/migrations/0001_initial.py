@@ -32,9 +32,11 @@ class Migration(migrations.Migration):
             ],
             options={
                 "constraints": [
-                    models.UniqueConstraint(
-                        django.db.models.functions.text.Lower("email"),
-                        name="users_user_email_ci_unique",
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            ("email", django.db.models.functions.text.Lower("email"))
+                        ),
+                        name="users_user_email_lowercase",
                     )
                 ],
             },
