@@ -376,6 +376,17 @@ ANSWER_CHANGES = {
         must_appear=(".github/copilot-instructions.md", ".cursor/rules/backend.mdc"),
         must_go=("CLAUDE.md", ".claude"),
     ),
+    "ci-github-to-gitlab": AnswerChange(
+        before={"ci": "github"},
+        after={"ci": "gitlab"},
+        must_appear=(".gitlab-ci.yml",),
+        must_go=(".github",),
+    ),
+    "docker-off": AnswerChange(
+        before={"docker": True},
+        after={"docker": False},
+        must_go=("Dockerfile", "compose.yaml", ".dockerignore"),
+    ),
 }
 
 
