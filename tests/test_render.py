@@ -16,6 +16,7 @@ from .harness import copier_config, leftover_jinja, render
 FRAMEWORKS = ["fastapi", "flask", "django"]
 AUTH = ["jwt", "none"]
 DATABASES = ["sqlite", "postgresql", "mysql"]
+SERVER_DATABASE_FRAMEWORKS = {"fastapi", "django"}
 PYTHON_VERSIONS = ["3.11", "3.12", "3.13"]
 AGENT_FILE_SETS = [
     [],
@@ -41,7 +42,8 @@ MATRIX = [
         "python_version": version,
         "agent_files": agents,
         "license": LICENSES[index % 4],
-        "database": DATABASES[index % 3],
+        # Frameworks wired for the server databases rotate through them; Flask stays on SQLite.
+        "database": DATABASES[index % 3] if framework in SERVER_DATABASE_FRAMEWORKS else "sqlite",
     }
     for index, (framework, auth, version, agents) in enumerate(
         itertools.product(FRAMEWORKS, AUTH, PYTHON_VERSIONS, AGENT_FILE_SETS)
