@@ -56,6 +56,14 @@ def questions() -> dict[str, dict[str, Any]]:
     }
 
 
+def choice_values(spec: dict[str, Any]) -> list[Any]:
+    """The values a question offers. A choice is a plain value, or a mapping with a value and
+    its own validator (a choice that some earlier answers disable)."""
+    choices = spec.get("choices") or {}
+    values = choices.values() if isinstance(choices, dict) else choices
+    return [value["value"] if isinstance(value, dict) else value for value in values]
+
+
 def render(destination: Path, answers: Mapping[str, Any], *, tasks: bool = False) -> Path:
     """Render the working tree of the template in-process, as `copier copy --defaults -d`."""
     run_copy(

@@ -25,7 +25,14 @@ from jsonschema import Draft202012Validator
 
 from .conftest import DOCUMENTED_FILES, FULL_VARIANTS, GeneratedProject
 from .docs_agent_files import DOC_PATH, REGENERATE, render_doc
-from .harness import TEMPLATE_ROOT, documented_commands, is_server_command, questions, render
+from .harness import (
+    TEMPLATE_ROOT,
+    choice_values,
+    documented_commands,
+    is_server_command,
+    questions,
+    render,
+)
 from .test_render import AGENT_FILES_BY_CHOICE, MATRIX, matrix_id
 
 SCHEMA_DIR = TEMPLATE_ROOT / "tests" / "schemas"
@@ -403,11 +410,7 @@ def test_vocabulary_covers_every_choice_in_copier_yml() -> None:
     for option, spec in questions().items():
         if option not in VOCABULARY:
             continue
-        choices = spec.get("choices") or {}
-        values = choices.values() if isinstance(choices, dict) else choices
-        # A choice is a plain value, or a mapping with a value and its own validator.
-        values = [value["value"] if isinstance(value, dict) else value for value in values]
-        missing = [value for value in values if value not in VOCABULARY[option]]
+        missing = [value for value in choice_values(spec) if value not in VOCABULARY[option]]
         assert missing == [], f"add {option}={missing} to VOCABULARY in {Path(__file__).name}"
 
 

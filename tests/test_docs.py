@@ -1,6 +1,6 @@
 """The documentation names every question and every choice, so it cannot drift from copier.yml."""
 
-from .harness import TEMPLATE_ROOT, copier_config, questions
+from .harness import TEMPLATE_ROOT, choice_values, copier_config, questions
 
 OPTIONS = (TEMPLATE_ROOT / "docs" / "options.md").read_text()
 
@@ -8,11 +8,7 @@ OPTIONS = (TEMPLATE_ROOT / "docs" / "options.md").read_text()
 def test_every_question_and_choice_is_documented() -> None:
     for name, spec in questions().items():
         assert f"`{name}`" in OPTIONS, name
-        choices = spec.get("choices") or {}
-        values = choices.values() if isinstance(choices, dict) else choices
-        for value in values:
-            # A choice is a plain value, or a mapping with a value and its own validator.
-            value = value["value"] if isinstance(value, dict) else value
+        for value in choice_values(spec):
             assert f"`{value}`" in OPTIONS, f"{name}: {value}"
 
 
