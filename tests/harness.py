@@ -21,6 +21,7 @@ import psycopg
 import pymysql
 import yaml
 from copier import run_copy
+from jinja2.sandbox import SandboxedEnvironment
 
 TEMPLATE_ROOT = Path(__file__).resolve().parents[1]
 COPIER_YML = TEMPLATE_ROOT / "copier.yml"
@@ -54,6 +55,16 @@ def questions() -> dict[str, dict[str, Any]]:
         for name, spec in copier_config().items()
         if not name.startswith("_") and isinstance(spec, dict) and spec.get("when") is not False
     }
+
+
+def answer_refusal(question: str, answer: Any) -> str:
+    """The message a question's validator gives for an answer ('' when it accepts it), rendered
+    with the filters Copier's own Jinja environment has."""
+    validator = copier_config()[question]["validator"]
+    environment = SandboxedEnvironment(
+        extensions=["jinja2_ansible_filters.AnsibleCoreFiltersExtension"]
+    )
+    return environment.from_string(validator).render({question: answer}).strip()
 
 
 def choice_values(spec: dict[str, Any]) -> list[Any]:

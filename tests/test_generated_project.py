@@ -3,8 +3,10 @@
 import re
 from pathlib import Path
 
+import yaml
+
 from .conftest import GeneratedProject
-from .harness import assert_ok, is_server_command, run
+from .harness import answer_refusal, assert_ok, is_server_command, run
 
 
 def test_post_copy_made_a_repository_with_a_lock_file(generated: GeneratedProject) -> None:
@@ -70,3 +72,27 @@ def test_the_tests_need_no_database_url(generated: GeneratedProject) -> None:
     finally:
         if aside.exists():
             aside.rename(env_file)
+
+
+def installed_modules(venv: Path) -> set[str]:
+    """Top-level names a project's environment can import (packages, modules, extensions)."""
+    (site_packages,) = venv.glob("lib/python3*/site-packages")
+    names = set()
+    for entry in site_packages.iterdir():
+        if entry.suffix in {".dist-info", ".pth"} or entry.name.startswith(("_", ".")):
+            continue
+        if entry.is_dir() or entry.suffix in {".py", ".so", ".pyi"}:
+            names.add(entry.name.split(".", 1)[0])
+    return names
+
+
+def test_no_installed_module_can_be_the_project_slug(generated: GeneratedProject) -> None:
+    """A package named like one of its own dependencies would shadow it (or be shadowed): the
+    questionnaire refuses every name the generated environment installs."""
+    slug = yaml.safe_load((generated.path / ".copier-answers.yml").read_text())["project_slug"]
+    modules = installed_modules(generated.path / ".venv") - {slug}
+    identifiers = {name for name in modules if re.fullmatch(r"[a-z][a-z0-9_]{0,49}", name)}
+    accepted = sorted(name for name in identifiers if not answer_refusal("project_slug", name))
+    assert not accepted, (
+        f"add these to project_slug's list of refused names in copier.yml: {accepted}"
+    )

@@ -24,6 +24,8 @@ REFUSED = [
     ({"project_slug": "json"}, "would shadow the Python module"),
     ({"project_slug": "fastapi"}, "would shadow the Python module"),
     ({"project_slug": "tests"}, "would shadow the Python module"),
+    ({"project_slug": "werkzeug"}, "would shadow the Python module"),
+    ({"project_slug": "ninja"}, "would shadow the Python module"),
     ({"description": ""}, "1-200 characters"),
     ({"description": "two\nlines"}, "no control characters or line breaks"),
     ({"author_name": ""}, "Type 1-100 characters"),
