@@ -2,11 +2,15 @@
 
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
+import yaml
 
 from .harness import TEMPLATE_ROOT, questions, render
+
+FRAMEWORKS = ["fastapi", "flask", "django"]
 
 # (answers, words the refusal must contain)
 REFUSED = [
@@ -128,3 +132,103 @@ def test_every_free_text_question_has_a_validator() -> None:
         "author_email",
     ]
     assert all("validator" in questions()[name] for name in free_text)
+
+
+# Hostile values for every free-text question: path tricks, shell metacharacters, quotes and
+# escapes, template syntax, markup, unicode, control characters, empty and over-long text.
+HOSTILE_TEXT = [
+    "",
+    " ",
+    "..",
+    "../../outside",
+    "/etc/passwd",
+    "C:\\Users\\new\\x41",
+    "a\\",
+    "$(touch /tmp/pwned); `id` | cat && echo >x",
+    '"""',
+    'ends with a quote"',
+    "O'Brien's \"service\"",
+    "{{ 7 * 7 }} {% raw %} {#",
+    "<script>alert(1)</script>",
+    "# heading: [x], {y}: z",
+    "---",
+    "żółć — 日本語 🚀",
+    "\u202eevil",
+    "line\nbreak",
+    "tab\there",
+    "nul\x00byte",
+    "x" * 300,
+    "class",
+    "tests",
+]
+FREE_TEXT = ["project_name", "project_slug", "description", "author_name", "author_email"]
+
+
+def frontmatter(text: str) -> str | None:
+    if not text.startswith("---\n"):
+        return None
+    return text.split("\n---\n", 1)[0].removeprefix("---\n")
+
+
+def assert_sound(project: Path) -> None:
+    """Every rendered Python file compiles and every TOML and YAML document parses."""
+    for path in project.rglob("*"):
+        if not path.is_file() or ".git" in path.parts:
+            continue
+        text = path.read_text()
+        if path.suffix == ".py":
+            compile(text, str(path), "exec")
+        elif path.suffix == ".toml":
+            tomllib.loads(text)
+        elif path.suffix in {".yml", ".yaml"}:
+            list(yaml.safe_load_all(text))
+        elif path.suffix in {".md", ".mdc"} and (header := frontmatter(text)) is not None:
+            assert isinstance(yaml.safe_load(header), dict), path
+    for command in (["check", "--quiet"], ["format", "--check", "--quiet"]):
+        result = subprocess.run(
+            [Path(sys.executable).parent / "ruff", *command, "."],
+            cwd=project,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+def refusal(destination: Path, answers: dict[str, object]) -> str | None:
+    """The questionnaire's refusal of these answers, or None when the project rendered."""
+    try:
+        render(destination, answers)
+    except ValueError as error:
+        return str(error)
+    return None
+
+
+@pytest.mark.parametrize("question", FREE_TEXT)
+def test_hostile_text_is_refused_or_rendered_safely(tmp_path: Path, question: str) -> None:
+    """Each hostile value is refused with a message before anything is written, or is accepted
+    and the project stays sound: the value lands verbatim in pyproject.toml and breaks no Python,
+    TOML or YAML file."""
+    accepted = []
+    for index, value in enumerate(HOSTILE_TEXT):
+        destination = tmp_path / f"project-{index}"
+        framework = FRAMEWORKS[index % len(FRAMEWORKS)]
+        answers = {question: value, "framework": framework, "docker": framework == "fastapi"}
+        message = refusal(destination, answers)
+        if message is not None:
+            # The package name is derived from the project name, so a name can be refused there.
+            asked = {question, "project_slug"} if question == "project_name" else {question}
+            assert any(f"question '{name}'" in message for name in asked), message
+            assert "Type" in message or "type another name" in message, message
+            assert not destination.exists()
+            continue
+        accepted.append(value)
+        assert_sound(destination)
+        pyproject = tomllib.loads((destination / "pyproject.toml").read_text())["project"]
+        if question == "description":
+            assert pyproject["description"] == value
+        elif question == "author_name":
+            assert pyproject["authors"][0]["name"] == value
+    # The checks above must have seen both outcomes for the questions that take prose.
+    if question in {"description", "author_name"}:
+        assert accepted, "no hostile value was accepted: the soundness checks never ran"
