@@ -41,7 +41,7 @@ NOTES = {
     ".env": "local settings; created once, never touched by updates",
     ".env.example": "every setting, documented; kept current by updates",
     ".claude/agents/backend-agent.md": "Claude Code subagent",
-    ".github/workflows/ci.yml": "lint, types, tests, image build, template drift check",
+    ".github/workflows/ci.yml": "CI jobs: lint, types, tests, template drift check",
     ".github/workflows/template-update.yml": "weekly copier update as a pull request",
     "AGENTS.md": "instructions for coding agents (the canonical agent file)",
     "CLAUDE.md": "imports AGENTS.md for Claude Code",
@@ -78,7 +78,7 @@ NOTES = {
     "src/my_service/items/api.py": "routes: parse, call one service or selector, serialize",
     "src/my_service/items/migrations/": "this app's schema history",
     "tests/": "pytest, mirroring the features",
-    "tests/conftest.py": "a fresh database and app per test",
+    "tests/conftest.py": "fixtures: every test starts on an empty database",
 }
 
 
@@ -119,9 +119,9 @@ def render_layout(workdir: Path) -> str:
         "`schemas.py`, `services.py`, `selectors.py`, `api.py`. Other answers add or remove",
         "files, as [the options reference](options.md) says: `auth=none` removes `users/`,",
         "`security.py` and the login throttle; `ci` picks the CI files; `agent_files` the agent",
-        "files; `docker=false` drops `Dockerfile`, `.dockerignore` and `compose.yaml`. Run",
-        "`uvx copier copy` with `--pretend` to see the files of any other answers without",
-        "writing them.",
+        "files; `docker=false` drops `Dockerfile`, `.dockerignore` and `compose.yaml`. Add",
+        "`--pretend` and your `-d` answers to the generate command to list the files of other",
+        "answers without writing anything.",
     ]
     for framework, title in FLAVOURS.items():
         project = render(workdir / framework / "my-service", {"framework": framework})
