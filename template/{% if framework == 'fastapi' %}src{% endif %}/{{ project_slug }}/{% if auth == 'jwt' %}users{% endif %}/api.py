@@ -17,7 +17,9 @@ users_router = APIRouter(prefix="/users", tags=["users"], responses=problem_resp
 
 
 @auth_router.post(
-    "/register", status_code=status.HTTP_201_CREATED, responses=problem_responses(400, 409, 422)
+    "/register",
+    status_code=status.HTTP_201_CREATED,
+    responses=problem_responses(400, 409, 413, 422),
 )
 async def register(payload: UserRegister, session: SessionDep) -> UserRead:
     user = await user_register(
@@ -29,7 +31,7 @@ async def register(payload: UserRegister, session: SessionDep) -> UserRead:
     return UserRead.model_validate(user)
 
 
-@auth_router.post("/token", responses=problem_responses(400, 401, 422, 429))
+@auth_router.post("/token", responses=problem_responses(400, 401, 413, 422, 429))
 async def token(
     request: Request,
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
