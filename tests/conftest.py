@@ -73,6 +73,23 @@ FULL_VARIANTS: dict[str, dict[str, Any]] = {
         "agent_files": ["agents_md", "gemini"],
         "project_name": "Stock Levels",
     },
+    "flask-postgresql": {
+        "framework": "flask",
+        "database": "postgresql",
+        "python_version": "3.13",
+        "license": "proprietary",
+        "agent_files": ["agents_md", "claude", "gemini"],
+        "project_name": "Invoices",
+    },
+    "flask-mysql": {
+        "framework": "flask",
+        "database": "mysql",
+        "auth": "none",
+        "python_version": "3.11",
+        "license": "Apache-2.0",
+        "agent_files": ["agents_md", "copilot", "cursor"],
+        "project_name": "Warehouse Bins",
+    },
 }
 JWT_VARIANTS = [
     name for name, answers in FULL_VARIANTS.items() if answers.get("auth", "jwt") == "jwt"

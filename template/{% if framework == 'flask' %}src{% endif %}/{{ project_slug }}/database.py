@@ -8,6 +8,8 @@ from typing import Any
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import DateTime, Dialect, MetaData, event
+from sqlalchemy.dialects import mysql
+from sqlalchemy.engine import URL
 from sqlalchemy.orm import DeclarativeBase, Session
 from sqlalchemy.types import TypeDecorator
 
@@ -27,13 +29,35 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+# Connection and pool defaults: fail fast when the server is unreachable, check a pooled
+# connection before use (a restarted server leaves dead ones), and recycle connections before
+# MySQL's idle timeout closes them.
+CONNECT_TIMEOUT_SECONDS = 5
+POOL_OPTIONS: dict[str, Any] = {
+    "pool_pre_ping": True,
+    "pool_size": 5,
+    "max_overflow": 10,
+    "pool_timeout": 10,
+    "pool_recycle": 1800,
+}
+CONNECT_ARGS: dict[str, dict[str, Any]] = {
+    "postgresql": {"connect_timeout": CONNECT_TIMEOUT_SECONDS},
+    "mysql": {"connect_timeout": CONNECT_TIMEOUT_SECONDS, "charset": "utf8mb4"},
+}
+
+
+def timestamp_type() -> DateTime:
+    """TIMESTAMP WITH TIME ZONE where the database has one; microseconds on MySQL/MariaDB too."""
+    return DateTime(timezone=True).with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """A timezone-aware timestamp, stored in UTC and read back with its time zone.
 
-    SQLite has no time zone type and returns naive values; this keeps every flavour aware.
+    SQLite and MySQL have no time zone type and return naive values; this keeps them aware.
     """
 
-    impl = DateTime(timezone=True)
+    impl = timestamp_type()
     cache_ok = True
 
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
@@ -41,7 +65,9 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetime given; use an aware datetime such as utcnow()")
-        return value.astimezone(UTC)
+        utc = value.astimezone(UTC)
+        # Drivers of databases without a time zone type expect naive UTC values.
+        return utc if dialect.name == "postgresql" else utc.replace(tzinfo=None)
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
@@ -60,10 +86,18 @@ class Base(DeclarativeBase):
 db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
 
 
+def engine_options(url: URL) -> dict[str, Any]:
+    """SQLALCHEMY_ENGINE_OPTIONS for a database URL: a checked pool for a server."""
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        return {"pool_pre_ping": True}
+    return {**POOL_OPTIONS, "connect_args": CONNECT_ARGS.get(backend, {})}
+
+
 def init_database(app: Flask, settings: Settings) -> None:
     url = settings.sqlalchemy_database_url
     app.config["SQLALCHEMY_DATABASE_URI"] = url
-    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"pool_pre_ping": True}
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(url)
     db.init_app(app)
     if url.get_backend_name() == "sqlite":
         with app.app_context():

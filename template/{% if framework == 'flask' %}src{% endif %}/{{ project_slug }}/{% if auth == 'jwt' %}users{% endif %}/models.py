@@ -1,6 +1,6 @@
 from datetime import datetime
 
-from sqlalchemy import String
+from sqlalchemy import CheckConstraint, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..database import Base, UTCDateTime, utcnow
@@ -8,6 +8,9 @@ from ..database import Base, UTCDateTime, utcnow
 
 class User(Base):
     __tablename__ = "users"
+    # The database refuses a mixed-case email, so the unique index is case-insensitive even if
+    # a write bypasses the services.
+    __table_args__ = (CheckConstraint("email = lower(email)", name="email_lowercase"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     # Stored lowercased by the services, so uniqueness is case-insensitive on every database.
