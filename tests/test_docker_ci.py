@@ -394,7 +394,11 @@ def test_github_ci_runs_the_documented_commands_with_the_chosen_services(rendere
     template = "\n".join(run_lines(jobs["template"]))
     assert f"uvx copier@{PINS['copier']} check-update --quiet" in template
     if docker_on(answers):
-        assert any("docker build" in line for line in run_lines(jobs["docker"]))
+        docker = run_lines(jobs["docker"])
+        assert any("docker build" in line for line in docker)
+        # Django in production answers only the host names it is told; curl asks for 127.0.0.1.
+        allowed = "--env ALLOWED_HOSTS=127.0.0.1 \\" in docker
+        assert allowed == (answers["framework"] == "django")
 
 
 # --- GitLab CI ------------------------------------------------------------------------------------
