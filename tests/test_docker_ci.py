@@ -144,12 +144,12 @@ def test_dockerfile_builds_with_uv_and_runs_as_a_non_root_user(rendered) -> None
     assert len(re.findall(r"^FROM ", text, re.MULTILINE)) == 3
     assert re.search(r"^USER 10001:10001$", text, re.MULTILINE)
     assert "/health/live" in text.split("HEALTHCHECK", 1)[1]
-    server = text.split("\nCMD ", 1)[1]
+    server = json.loads(text.split("\nCMD ", 1)[1].splitlines()[0])
     # Migrations are their own command, not part of the server's start.
-    assert MIGRATE_COMMANDS[answers["framework"]][-1] not in server
+    assert not set(MIGRATE_COMMANDS[answers["framework"]]) & set(server), server
     if answers["framework"] in GUNICORN:
         # Gunicorn reads WEB_CONCURRENCY, PORT and gunicorn.conf.py (copied next to it) itself.
-        assert json.loads(server.splitlines()[0])[0] == "gunicorn"
+        assert server[0] == "gunicorn"
         assert re.search(r"^COPY .*gunicorn\.conf\.py \./$", text, re.MULTILINE)
         conf = (project / "gunicorn.conf.py").read_text()
         assert "accesslog = None" in conf
