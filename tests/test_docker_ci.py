@@ -459,6 +459,19 @@ def test_docker_and_github_are_the_defaults_of_every_framework(
     assert ("gunicorn.conf.py" in present) == (framework != "fastapi")
 
 
+def test_the_matrix_leaves_out_only_what_the_questionnaire_refuses(tmp_path: Path) -> None:
+    """MATRIX reads the offered frameworks from copier.yml: every database is offered with the
+    default framework, and each pair it leaves out is refused at the question."""
+    assert all("fastapi" in frameworks_offering(database) for database in DATABASES)
+    for framework, database in itertools.product(FRAMEWORKS, DATABASES):
+        if framework in frameworks_offering(database):
+            continue
+        with pytest.raises(ValueError, match="is available with"):
+            render_project(
+                tmp_path / f"{framework}-{database}", {"framework": framework, "database": database}
+            )
+
+
 # --- The image really builds and serves -----------------------------------------------------------
 
 
