@@ -40,9 +40,18 @@ def test_register_twice_is_409_whatever_the_case(client: Client) -> None:
     assert response.json()["title"] == "Conflict"
 
 
+def test_register_accepts_addresses_at_test_domains(client: Client) -> None:
+    # RFC 6761 reserves .test for testing; the OpenAPI `email` format allows it too.
+    payload = {"email": "Ada@Lab.Example.TEST", "password": "long enough"}
+    response = client.post(REGISTER, payload, content_type=JSON)
+    assert response.status_code == 201
+    assert response.json()["email"] == "ada@lab.example.test"
+
+
 def test_register_validates_email_and_password(client: Client) -> None:
     for payload in [
         {"email": "not-an-email", "password": "long enough"},
+        {"email": "a@localhost", "password": "long enough"},
         {"email": "a@example.com", "password": "short"},
         {"email": "a@example.com", "password": "x" * 129},
         {"email": "a@example.com", "password": "long enough", "is_active": False},
@@ -75,6 +84,13 @@ def test_wrong_password_and_unknown_user_are_the_same_401(client: Client) -> Non
     assert wrong.status_code == unknown.status_code == 401
     assert wrong.json()["detail"] == unknown.json()["detail"]
     assert wrong["WWW-Authenticate"] == "Bearer"
+
+
+def test_a_form_that_cannot_be_parsed_is_a_400_problem(client: Client) -> None:
+    # multipart/form-data without the boundary that separates its parts
+    response = client.post(TOKEN, "username=a&password=b", content_type="multipart/form-data")
+    assert response.status_code == 400
+    assert response["Content-Type"] == "application/problem+json"
 
 
 def test_me_refuses_missing_forged_and_expired_tokens(client: Client) -> None:

@@ -6,6 +6,7 @@ from ninja import Form, Router, Status
 
 from ..auth import BearerAuth, current_user
 from ..errors import AuthenticationError, RateLimitedError
+from ..problems import problem_responses
 from ..rate_limit import login_throttle
 from ..security import create_access_token
 from .models import User
@@ -17,7 +18,7 @@ auth_router = Router(tags=["auth"])
 users_router = Router(tags=["users"], auth=BearerAuth())
 
 
-@auth_router.post("/register", response={201: UserRead})
+@auth_router.post("/register", response={201: UserRead, **problem_responses(400, 409, 422)})
 def register(request: HttpRequest, payload: UserRegister) -> Status[User]:
     user = user_register(
         email=payload.email, password=payload.password, full_name=payload.full_name
@@ -25,7 +26,7 @@ def register(request: HttpRequest, payload: UserRegister) -> Status[User]:
     return Status(201, user)
 
 
-@auth_router.post("/token", response=AccessToken)
+@auth_router.post("/token", response={200: AccessToken, **problem_responses(400, 401, 422, 429)})
 def token(request: HttpRequest, username: Form[str], password: Form[str]) -> AccessToken:
     """The OAuth2 password flow: a form with username (the email) and password."""
     throttle = login_throttle()
@@ -48,6 +49,6 @@ def token(request: HttpRequest, username: Form[str], password: Form[str]) -> Acc
     return AccessToken(access_token=access_token, expires_in=int(expires_in.total_seconds()))
 
 
-@users_router.get("/me", response=UserRead)
+@users_router.get("/me", response={200: UserRead, **problem_responses(401)})
 def me(request: HttpRequest) -> User:
     return current_user(request)
