@@ -15,12 +15,15 @@ from ..harness import is_server_command, serve
 
 BIN = Path(sys.executable).parent
 
-# One variant per flavour and auth mode, plus a database server: the server turns out-of-range
-# values into errors SQLite lets through.
+# Each flavour with and without auth; the JWT ones on PostgreSQL, whose 32-bit keys and strict
+# types turn out-of-range values into errors SQLite lets through.
 FUZZED = [
-    "default",
-    "auth-none-py311",
     "postgresql",
+    "auth-none-py311",
+    "flask-postgresql",
+    "flask-auth-none",
+    "django-postgresql",
+    "django-auth-none",
 ]
 EXAMPLES_PER_OPERATION = 30
 MINIMUM_CASES = 300

@@ -35,9 +35,18 @@ async def test_register_twice_is_409_whatever_the_case(client: httpx.AsyncClient
     assert response.json()["title"] == "Conflict"
 
 
+async def test_register_accepts_addresses_at_test_domains(client: httpx.AsyncClient) -> None:
+    # RFC 6761 reserves .test for testing; the OpenAPI `email` format allows it too.
+    payload = {"email": "Ada@Lab.Example.TEST", "password": "long enough"}
+    response = await client.post(REGISTER, json=payload)
+    assert response.status_code == 201
+    assert response.json()["email"] == "ada@lab.example.test"
+
+
 async def test_register_validates_email_and_password(client: httpx.AsyncClient) -> None:
     for payload in [
         {"email": "not-an-email", "password": "long enough"},
+        {"email": "a@localhost", "password": "long enough"},
         {"email": "a@example.com", "password": "short"},
         {"email": "a@example.com", "password": "x" * 129},
         {"email": "a@example.com", "password": "long enough", "is_active": False},

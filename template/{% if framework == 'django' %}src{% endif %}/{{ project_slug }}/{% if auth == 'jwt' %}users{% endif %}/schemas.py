@@ -39,7 +39,8 @@ class UserRegister(Schema):
 
     email: EmailAddress
     password: str = Field(min_length=PASSWORD_MIN_LENGTH, max_length=PASSWORD_MAX_LENGTH)
-    full_name: str | None = Field(default=None, min_length=1, max_length=200)
+    # No NUL character: PostgreSQL cannot store it.
+    full_name: str | None = Field(default=None, min_length=1, max_length=200, pattern=r"^[^\x00]*$")
 
 
 class UserRead(Schema):

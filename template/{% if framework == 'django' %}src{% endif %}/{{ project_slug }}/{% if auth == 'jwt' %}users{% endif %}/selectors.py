@@ -10,4 +10,6 @@ def user_get(*, user_id: int) -> User | None:
 
 
 def user_get_by_email(*, email: str) -> User | None:
+    if "\x00" in email:
+        return None  # no account has such an address, and PostgreSQL refuses NUL in text
     return User.objects.filter(email=normalize_email(email)).first()

@@ -13,5 +13,7 @@ def user_get(*, session: Session, user_id: int) -> User | None:
 
 
 def user_get_by_email(*, session: Session, email: str) -> User | None:
+    if "\x00" in email:
+        return None  # no account has such an address, and PostgreSQL refuses NUL in text
     statement = select(User).where(User.email == normalize_email(email))
     return session.scalar(statement)
