@@ -37,6 +37,13 @@ REFUSED = [
     ({"database": "postgresql", "framework": "flask"}, "available with FastAPI and Django"),
     ({"database": "mysql", "framework": "flask"}, "available with FastAPI and Django"),
     ({"auth": "basic"}, "Invalid choice"),
+    # Celery is wired for FastAPI so far: Flask and Django refuse it.
+    (
+        {"celery": True, "framework": "flask"},
+        "answer no \\(celery=false\\), or choose framework fastapi",
+    ),
+    ({"celery": True, "framework": "django"}, "Celery is available with FastAPI"),
+    ({"broker": "kafka", "celery": True}, "Invalid choice"),
     ({"python_version": "3.10"}, "Invalid choice"),
     ({"license": "GPL"}, "Invalid choice"),
     ({"agent_files": ["claude"]}, "select agents_md too"),
