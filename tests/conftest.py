@@ -76,8 +76,9 @@ FULL_VARIANTS: dict[str, dict[str, Any]] = {
         "agent_files": ["agents_md", "gemini"],
         "project_name": "Stock Levels",
     },
-    # Celery, with a worker and beat started by tests/test_celery.py on each broker.
-    "celery-sqlite": {"celery": True, "project_name": "Mail Room"},
+    # Celery, with a worker and beat started by tests/test_celery.py on each broker. The SQLite
+    # one keeps the default name, so its commands are those of the render matrix's projects.
+    "celery-sqlite": {"celery": True},
     "celery-redis": {
         "celery": True,
         "broker": "redis",
