@@ -3,12 +3,19 @@ against the project's real broker, do the work the README promises."""
 
 import time
 import uuid
+from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from .conftest import CELERY_VARIANTS, FULL_VARIANTS, GeneratedProject, Live
-from .harness import BROKER_SERVER_VARIABLES, background, documented_command
+from .harness import (
+    BROKER_SERVER_VARIABLES,
+    background,
+    documented_command,
+    is_server_command,
+    serve,
+)
 from .smtp import smtp_server
 
 BROKER_SERVER_VARIANTS = [
@@ -20,6 +27,14 @@ on_broker_servers = pytest.mark.parametrize("generated", BROKER_SERVER_VARIANTS,
 
 # What the worker logs once it consumes from the broker.
 WORKER_READY = " ready."
+
+
+@pytest.fixture
+def live(generated: GeneratedProject) -> Iterator[Live]:
+    """A dev server of the test's own (the session's is left to the HTTP contract tests)."""
+    servers = [command for command in generated.commands() if is_server_command(command)]
+    with serve(servers[0], generated.path) as server:
+        yield Live(generated, server)
 
 
 def worker_command(project: GeneratedProject) -> str:
