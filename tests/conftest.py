@@ -8,14 +8,17 @@ from typing import Any
 import pytest
 
 from .harness import (
+    BROKER_SERVER_VARIABLES,
     DATABASE_SERVER_VARIABLES,
     RunningServer,
     assert_ok,
+    delete_broker_queue,
     documented_command,
     documented_commands,
     is_server_command,
     render,
     run,
+    scratch_broker_settings,
     scratch_database,
     serve,
 )
@@ -90,7 +93,25 @@ FULL_VARIANTS: dict[str, dict[str, Any]] = {
         "agent_files": ["agents_md", "copilot", "cursor"],
         "project_name": "Warehouse Bins",
     },
+    # Celery, with a worker and beat started by tests/test_celery.py on each broker. The SQLite
+    # one keeps the default name, so its commands are those of the render matrix's projects.
+    "celery-sqlite": {"celery": True},
+    "celery-redis": {
+        "celery": True,
+        "broker": "redis",
+        "database": "postgresql",
+        "project_name": "Signup Service",
+        "agent_files": ["agents_md", "claude", "copilot", "cursor", "gemini"],
+    },
+    "celery-rabbitmq": {
+        "celery": True,
+        "broker": "rabbitmq",
+        "python_version": "3.11",
+        "project_name": "Notifier",
+        "agent_files": ["agents_md"],
+    },
 }
+CELERY_VARIANTS = [name for name, answers in FULL_VARIANTS.items() if answers.get("celery")]
 JWT_VARIANTS = [
     name for name, answers in FULL_VARIANTS.items() if answers.get("auth", "jwt") == "jwt"
 ]
@@ -148,10 +169,12 @@ def generated(
     """A project rendered with the post-copy task, dependencies synced, database migrated.
 
     A project for a database server gets a fresh database on the real server, in `.env` as a
-    user would write it; the database is dropped after the run.
+    user would write it; the database is dropped after the run. A project for a broker server
+    gets a queue of its own on it (and on Redis a database number), in `.env` too.
     """
     answers = FULL_VARIANTS[request.param]
     database = answers.get("database", "sqlite")
+    broker = answers.get("broker", "sqlite") if answers.get("celery") else None
     with ExitStack() as stack:
         database_url = None
         if database != "sqlite":
@@ -160,10 +183,21 @@ def generated(
             if not server:
                 pytest.skip(f"set {variable} to the URL of a {database} server to check it")
             database_url = stack.enter_context(scratch_database(server))
+        broker_settings: dict[str, str] = {}
+        if broker in BROKER_SERVER_VARIABLES:
+            variable = BROKER_SERVER_VARIABLES[broker]
+            server = os.environ.get(variable)
+            if not server:
+                pytest.skip(f"set {variable} to the URL of a {broker} server to check it")
+            broker_settings = scratch_broker_settings(broker, server)
         destination = tmp_path_factory.mktemp(request.param) / "service"
         render(destination, answers, tasks=True)
-        if database_url:
-            (destination / ".env").write_text(f"DATABASE_URL={database_url}\n")
+        if broker_settings:
+            stack.callback(delete_broker_queue, destination, broker_settings)
+        local = [f"DATABASE_URL={database_url}"] if database_url else []
+        local += [f"{name}={value}" for name, value in broker_settings.items()]
+        if local:
+            (destination / ".env").write_text("".join(f"{line}\n" for line in local))
         project = GeneratedProject(request.param, answers, destination)
         migrate = documented_command((destination / "README.md").read_text(), "database schema")
         for command in ("uv sync --locked", migrate):

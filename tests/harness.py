@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import re
 import signal
 import socket
@@ -32,6 +33,9 @@ SERVER_COMMAND = re.compile(
     r"^uv run (fastapi (dev|run)\b|flask\b.*\brun\b|python manage\.py runserver\b)"
 )
 
+# Celery's worker and beat: they also run until stopped; tests/test_celery.py starts them.
+WORKER_COMMAND = re.compile(r"^uv run celery -A \S+ (worker|beat)\b")
+
 FENCED_SHELL_BLOCK = re.compile(r"```(?:bash|sh|shell|console)\n(.*?)```", re.DOTALL)
 
 
@@ -41,6 +45,14 @@ FENCED_SHELL_BLOCK = re.compile(r"```(?:bash|sh|shell|console)\n(.*?)```", re.DO
 DATABASE_SERVER_VARIABLES = {
     "postgresql": "COPIER_BACKEND_POSTGRESQL_URL",
     "mysql": "COPIER_BACKEND_MYSQL_URL",
+}
+
+
+# Real broker servers for the `broker` answers, found the same way (redis and rabbitmq; the sqlite
+# broker is a file of the project).
+BROKER_SERVER_VARIABLES = {
+    "redis": "COPIER_BACKEND_REDIS_URL",
+    "rabbitmq": "COPIER_BACKEND_RABBITMQ_URL",
 }
 
 
@@ -136,6 +148,14 @@ def documented_commands(markdown: str) -> list[str]:
 
 def is_server_command(command: str) -> bool:
     return SERVER_COMMAND.match(command) is not None
+
+
+def is_worker_command(command: str) -> bool:
+    return WORKER_COMMAND.match(command) is not None
+
+
+def is_one_shot_command(command: str) -> bool:
+    return not is_server_command(command) and not is_worker_command(command)
 
 
 def documented_command(markdown: str, purpose: str) -> str:
@@ -265,3 +285,107 @@ def scratch_database(server_url: str) -> Iterator[str]:
             yield parts._replace(path=f"/{name}").geturl()
         finally:
             admin.cursor().execute(statements[1])
+
+
+def scratch_broker_settings(broker: str, server_url: str) -> dict[str, str]:
+    """Celery settings for a run of its own on a shared broker server: a queue no other run uses
+    (on Redis also a database number picked at random, and results beside the broker)."""
+    queue = f"cb-{uuid.uuid4().hex[:10]}"
+    if broker == "redis":
+        url = f"{server_url.rstrip('/')}/{random.randint(1, 15)}"
+        return {
+            "CELERY_BROKER_URL": url,
+            "CELERY_RESULT_BACKEND": url,
+            "CELERY_TASK_DEFAULT_QUEUE": queue,
+        }
+    return {
+        "CELERY_BROKER_URL": server_url,
+        "CELERY_RESULT_BACKEND": "rpc://",
+        "CELERY_TASK_DEFAULT_QUEUE": queue,
+    }
+
+
+@dataclass
+class BackgroundProcess:
+    command: str
+    process: subprocess.Popen[str]
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def wait_for(self, text: str, *, timeout: float = 60, after: int = 0) -> int:
+        """Wait until the log holds `text` (past offset `after`); return where it ends."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            log = self.log()
+            found = log.find(text, after)
+            if found >= 0:
+                return found + len(text)
+            if self.process.poll() is not None:
+                raise AssertionError(
+                    f"`{self.command}` exited with {self.process.returncode} before logging "
+                    f"{text!r}:\n{log[-6000:]}"
+                )
+            time.sleep(0.3)
+        raise AssertionError(
+            f"`{self.command}` did not log {text!r} in {timeout} s:\n{self.log()[-6000:]}"
+        )
+
+    def kill(self) -> None:
+        """SIGKILL the command and every process it started: a worker dying mid-task."""
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=15)
+
+
+@contextmanager
+def background(
+    command: str, cwd: Path, *, env: Mapping[str, str] | None = None
+) -> Iterator[BackgroundProcess]:
+    """Start a documented long-running command (a Celery worker or beat), stop it after."""
+    log_path = cwd.parent / f"background-{uuid.uuid4().hex[:8]}.log"  # outside the project
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            command,
+            shell=True,
+            cwd=cwd,
+            env=project_env(**(env or {})),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+    running = BackgroundProcess(command, process, log_path)
+    try:
+        yield running
+    finally:
+        _stop(process)
+        log_path.unlink(missing_ok=True)
+
+
+def delete_broker_queue(project: Path, settings: Mapping[str, str]) -> None:
+    """Remove a run's queue (and its exchange) from a shared broker server, with the project's
+    own kombu."""
+    code = (
+        "import sys; from kombu import Connection\n"
+        "with Connection(sys.argv[1]) as connection:\n"
+        "    connection.default_channel.queue_delete(sys.argv[2])\n"
+        "    connection.default_channel.exchange_delete(sys.argv[2])\n"
+    )
+    subprocess.run(
+        [
+            "uv",
+            "run",
+            "--no-sync",
+            "python",
+            "-c",
+            code,
+            settings["CELERY_BROKER_URL"],
+            settings["CELERY_TASK_DEFAULT_QUEUE"],
+        ],
+        cwd=project,
+        env=project_env(),
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )

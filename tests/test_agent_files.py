@@ -29,7 +29,9 @@ from .harness import (
     TEMPLATE_ROOT,
     choice_values,
     documented_commands,
+    is_one_shot_command,
     is_server_command,
+    is_worker_command,
     questions,
     render,
 )
@@ -298,13 +300,15 @@ def test_every_agent_file_is_one_the_suite_reads() -> None:
 @pytest.fixture(scope="module")
 def commands_the_suite_runs(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
     """Commands run on the full variants: every one-shot command documented in their README and
-    agent files (test_generated_project.py) and the first server command (the `live` fixture)."""
+    agent files (test_generated_project.py), the first server command (the `live` fixture) and
+    the Celery worker and beat commands (test_celery.py)."""
     commands: set[str] = set()
     for variant, answers in FULL_VARIANTS.items():
         project = render(tmp_path_factory.mktemp(variant) / "service", answers)
         documented = GeneratedProject(variant, answers, project).commands()
         servers = [command for command in documented if is_server_command(command)]
-        commands |= {command for command in documented if not is_server_command(command)}
+        commands |= {command for command in documented if is_one_shot_command(command)}
+        commands |= {command for command in documented if is_worker_command(command)}
         commands |= set(servers[:1])
     return commands
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import yaml
 
 from .conftest import GeneratedProject
-from .harness import answer_refusal, assert_ok, is_server_command, run
+from .harness import answer_refusal, assert_ok, is_one_shot_command, run
 
 
 def test_post_copy_made_a_repository_with_a_lock_file(generated: GeneratedProject) -> None:
@@ -31,7 +31,7 @@ def migration_files(project: Path) -> set[Path]:
 
 def test_every_documented_command_works(generated: GeneratedProject) -> None:
     commands = generated.commands()
-    one_shot = [command for command in commands if not is_server_command(command)]
+    one_shot = [command for command in commands if is_one_shot_command(command)]
     expected = {"uv sync", "uv run pytest", "uv run ruff check", "uv run mypy"}
     assert expected <= set(one_shot), f"documented commands: {commands}"
     before = migration_files(generated.path)

@@ -18,6 +18,8 @@ AUTH = ["jwt", "none"]
 DATABASES = ["sqlite", "postgresql", "mysql"]
 SERVER_DATABASE_FRAMEWORKS = {"fastapi", "flask", "django"}
 PYTHON_VERSIONS = ["3.11", "3.12", "3.13"]
+BROKERS = ["sqlite", "redis", "rabbitmq"]
+CELERY_FRAMEWORKS = {"fastapi"}
 AGENT_FILE_SETS = [
     [],
     ["agents_md"],
@@ -44,6 +46,12 @@ MATRIX = [
         "license": LICENSES[index % 4],
         # Frameworks wired for the server databases rotate through them.
         "database": DATABASES[index % 3] if framework in SERVER_DATABASE_FRAMEWORKS else "sqlite",
+        # Celery is wired for FastAPI: every other FastAPI row has it, brokers rotating.
+        **(
+            {"celery": True, "broker": BROKERS[index % 3]}
+            if framework in CELERY_FRAMEWORKS and index % 2
+            else {}
+        ),
     }
     for index, (framework, auth, version, agents) in enumerate(
         itertools.product(FRAMEWORKS, AUTH, PYTHON_VERSIONS, AGENT_FILE_SETS)
@@ -80,9 +88,10 @@ JWT_FILES = {
 
 def matrix_id(answers: dict[str, object]) -> str:
     agents = "+".join(answers["agent_files"]) or "no-agents"  # type: ignore[arg-type]
+    celery = f"-celery-{answers['broker']}" if answers.get("celery") else ""
     return (
         f"{answers['framework']}-{answers['auth']}-py{answers['python_version']}"
-        f"-{agents}-{answers['license']}-{answers['database']}"
+        f"-{agents}-{answers['license']}-{answers['database']}{celery}"
     )
 
 
@@ -116,6 +125,16 @@ def test_only_chosen_options_produce_files(rendered) -> None:
     else:
         assert not jwt_files & present
         assert not any("users" in name for name in present)
+    celery_files = {
+        "src/my_service/celery_app.py",
+        "src/my_service/worker.py",
+        f"src/my_service/{'users' if answers['auth'] == 'jwt' else 'items'}/tasks.py",
+    }
+    if answers.get("celery"):
+        assert celery_files <= present
+    else:
+        celery_names = ("tasks.py", "worker.py", "celery_app.py", "mail.py")
+        assert not any(name.endswith(celery_names) for name in present)
     for choice, names in AGENT_FILES_BY_CHOICE.items():
         if choice in answers["agent_files"]:
             assert names <= present, choice

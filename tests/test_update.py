@@ -387,6 +387,11 @@ ANSWER_CHANGES = {
         after={"docker": False},
         must_go=("Dockerfile", "compose.yaml", ".dockerignore"),
     ),
+    "celery-off": AnswerChange(
+        before={"celery": True, "broker": "redis"},
+        after={"celery": False},
+        must_go=("celery_app.py", "worker.py", "tasks.py", "mail.py", "queued.py"),
+    ),
 }
 
 

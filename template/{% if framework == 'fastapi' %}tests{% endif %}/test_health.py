@@ -14,7 +14,10 @@ async def test_live(client: httpx.AsyncClient) -> None:
 async def test_ready_reports_the_database(client: httpx.AsyncClient) -> None:
     response = await client.get("/health/ready")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "checks": {"database": "ok"}}
+    body = response.json()
+    assert body["status"] == "ok"
+    # The other dependencies of the project, if any, are checked too.
+    assert body["checks"]["database"] == "ok"
 
 
 async def refuse_connection() -> NoReturn:
@@ -35,7 +38,7 @@ async def test_ready_is_503_naming_the_database_when_it_is_unreachable(
     assert response.headers["content-type"] == "application/problem+json"
     body = response.json()
     assert body["status"] == 503
-    assert body["checks"] == {"database": "error"}
+    assert body["checks"]["database"] == "error"
     assert "database" in body["detail"]
 
     # Readiness recovers by itself once the database answers again.

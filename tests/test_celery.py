@@ -1,0 +1,114 @@
+"""Celery in the generated projects: the documented worker and beat commands, run as written
+against the project's real broker, do the work the README promises."""
+
+import time
+import uuid
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from .conftest import CELERY_VARIANTS, FULL_VARIANTS, GeneratedProject, Live
+from .harness import (
+    BROKER_SERVER_VARIABLES,
+    background,
+    documented_command,
+    is_server_command,
+    serve,
+)
+from .smtp import smtp_server
+
+BROKER_SERVER_VARIANTS = [
+    name for name in CELERY_VARIANTS if FULL_VARIANTS[name].get("broker") in BROKER_SERVER_VARIABLES
+]
+
+on_each_broker = pytest.mark.parametrize("generated", CELERY_VARIANTS, indirect=True)
+on_broker_servers = pytest.mark.parametrize("generated", BROKER_SERVER_VARIANTS, indirect=True)
+
+# What the worker logs once it consumes from the broker.
+WORKER_READY = " ready."
+
+
+@pytest.fixture
+def live(generated: GeneratedProject) -> Iterator[Live]:
+    """A dev server of the test's own (the session's is left to the HTTP contract tests)."""
+    servers = [command for command in generated.commands() if is_server_command(command)]
+    with serve(servers[0], generated.path) as server:
+        yield Live(generated, server)
+
+
+def worker_command(project: GeneratedProject) -> str:
+    return documented_command((project.path / "README.md").read_text(), "Celery worker")
+
+
+def beat_command(project: GeneratedProject) -> str:
+    return documented_command((project.path / "README.md").read_text(), "Celery beat")
+
+
+def register(live: Live) -> str:
+    email = f"user-{uuid.uuid4().hex[:12]}@example.com"
+    response = httpx.post(
+        f"{live.url}/api/v1/auth/register",
+        json={"email": email, "password": "correct horse battery"},
+        timeout=10,
+    )
+    assert response.status_code == 201, response.text
+    return email
+
+
+@on_each_broker
+def test_the_worker_sends_the_welcome_email_of_a_user_registered_over_http(live: Live) -> None:
+    with background(worker_command(live.project), live.project.path) as worker:
+        worker.wait_for(WORKER_READY)
+        email = register(live)
+        # The console backend logs each email with its recipient.
+        sent = worker.wait_for(email)
+        lines = [line for line in worker.log().splitlines() if email in line]
+        assert any("email.sent" in line for line in lines), worker.log()[-4000:]
+        worker.wait_for("succeeded in", after=sent, timeout=30)
+        assert "Traceback" not in worker.log(), worker.log()[-6000:]
+
+
+@on_each_broker
+def test_beat_sends_the_housekeeping_task_and_the_worker_runs_it(
+    generated: GeneratedProject,
+) -> None:
+    often = {"HOUSEKEEPING_INTERVAL_SECONDS": "1"}
+    with (
+        background(worker_command(generated), generated.path, env=often) as worker,
+        background(beat_command(generated), generated.path, env=often) as beat,
+    ):
+        beat.wait_for("Sending due task housekeeping")
+        worker.wait_for("housekeeping.welcome_emails_requeued")
+        assert "Traceback" not in worker.log() + beat.log(), worker.log() + beat.log()
+
+
+@on_broker_servers
+def test_a_task_whose_worker_is_killed_mid_task_completes_after_a_restart(live: Live) -> None:
+    """acks_late: the broker keeps the task until it finished, so killing the worker while it
+    sends the email loses nothing; the restarted worker sends it, once."""
+    project = live.project
+    with smtp_server() as (port, mailbox):
+        env = {
+            "SMTP_HOST": "127.0.0.1",
+            "SMTP_PORT": str(port),
+            "SMTP_STARTTLS": "false",
+            # Redis redelivers an unacknowledged task after this (RabbitMQ when the connection
+            # of the dead worker closes).
+            "CELERY_VISIBILITY_TIMEOUT_SECONDS": "3",
+        }
+        mailbox.hold_next = True
+        with background(worker_command(project), project.path, env=env) as first:
+            first.wait_for(WORKER_READY)
+            email = register(live)
+            assert mailbox.held.wait(60), f"the worker never connected:\n{first.log()[-6000:]}"
+            first.kill()  # SIGKILL, mid-task
+        assert mailbox.recipients() == []
+        with background(worker_command(project), project.path, env=env) as second:
+            deadline = time.monotonic() + 90
+            while email not in mailbox.recipients():
+                assert time.monotonic() < deadline, f"not redelivered:\n{second.log()[-6000:]}"
+                assert second.process.poll() is None, second.log()[-6000:]
+                time.sleep(0.5)
+            second.wait_for("succeeded in", timeout=30)
+        assert mailbox.recipients() == [email]
