@@ -22,6 +22,10 @@ STACKS = [
     {"framework": framework, "auth": auth, "database": database, "ci": ("github", "gitlab")[i % 2]}
     for i, (framework, auth, database) in enumerate(itertools.product(FRAMEWORKS, AUTH, DATABASES))
     if database == "sqlite" or framework in SERVER_DATABASE_FRAMEWORKS
+] + [
+    # Celery's code on each broker (FastAPI), with and without users.
+    {"framework": "fastapi", "auth": auth, "celery": True, "broker": broker}
+    for auth, broker in zip(AUTH * 2, ["sqlite", "redis", "rabbitmq"], strict=False)
 ]
 
 # Values that look like secrets to a scanner and are meant to be in the tree: passwords of
@@ -30,6 +34,7 @@ STACKS = [
 PLACEHOLDERS = {
     "analytical engine",
     "bad",
+    "guest",  # RabbitMQ's own local-only default account, in the default broker URL
     "long enough",
     "nope nope",
     "p%40ss",
@@ -46,8 +51,8 @@ PLACEHOLDERS = {
 PLACEHOLDER_HASHES = {hashlib.sha1(value.encode()).hexdigest() for value in PLACEHOLDERS}
 
 
-def stack_id(answers: dict[str, str]) -> str:
-    return "-".join(answers.values())
+def stack_id(answers: dict[str, object]) -> str:
+    return "-".join(str(value) for value in answers.values() if value is not True)
 
 
 @pytest.fixture(scope="module", params=STACKS, ids=stack_id)
