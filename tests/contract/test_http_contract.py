@@ -144,7 +144,7 @@ SECURITY_HEADERS = {
 
 def test_responses_carry_the_security_headers(client: httpx.Client) -> None:
     live = client.get("/health/live")
-    api = client.get("/api/v1/items/1")
+    api = client.get("/api/v1/items")
     for response in (live, api):
         assert {name: response.headers.get(name) for name in SECURITY_HEADERS} == SECURITY_HEADERS
         # The dev server runs in development: HSTS belongs to production behind TLS only.
