@@ -8,6 +8,7 @@ django-cors-headers: the API needs one fixed policy (no credentials, four method
 and it reads the same setting the other flavours read.
 """
 
+import io
 from collections.abc import Callable
 from http import HTTPStatus
 
@@ -23,6 +24,7 @@ HSTS = "max-age=31536000; includeSubDomains"
 CORS_METHODS = "GET, POST, PATCH, DELETE"
 CORS_HEADERS = "Authorization, Content-Type"
 CORS_MAX_AGE = "600"
+CHUNK_BYTES = 64 * 1024
 
 
 def too_large(request: HttpRequest) -> HttpResponse:
@@ -66,11 +68,24 @@ class HardeningMiddleware:
         return response
 
     def _answer(self, request: HttpRequest) -> HttpResponseBase:
+        limit: int = settings.MAX_REQUEST_BODY_BYTES
         declared = request.META.get("CONTENT_LENGTH", "")
-        if declared.isdigit() and int(declared) > settings.MAX_REQUEST_BODY_BYTES:
-            # Refused before anything reads it. A body without Content-Length is never read:
-            # Django reads exactly the declared length.
-            return too_large(request)
+        if declared.isdigit() and int(declared) > limit:
+            return too_large(request)  # refused before anything reads it
+        if not declared and request.META.get("wsgi.input_terminated"):
+            # A streamed (chunked) body, which the server has ended: Django reads exactly
+            # CONTENT_LENGTH bytes and would see none of it. Read one byte past the limit.
+            stream = request.META["wsgi.input"]
+            body = bytearray()
+            while len(body) <= limit:
+                chunk = stream.read(min(CHUNK_BYTES, limit + 1 - len(body)))
+                if not chunk:
+                    break
+                body += chunk
+            if len(body) > limit:
+                return too_large(request)
+            request.META["CONTENT_LENGTH"] = str(len(body))
+            request._stream = io.BytesIO(bytes(body))
         if (
             request.method == "OPTIONS"
             and "Access-Control-Request-Method" in request.headers
