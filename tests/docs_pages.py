@@ -66,6 +66,7 @@ NOTES = {
     "src/my_service/problems.py": "RFC 9457 problem details for every error",
     "src/my_service/health.py": "/health/live and /health/ready",
     "src/my_service/logs.py": "structlog setup and request logs",
+    "src/my_service/hardening.py": "security headers, the request body limit, CORS",
     "src/my_service/security.py": "password hashing and access tokens",
     "src/my_service/auth.py": "bearer-token authentication for the routers",
     "src/my_service/rate_limit.py": "failed-login throttling",

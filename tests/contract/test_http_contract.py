@@ -134,6 +134,42 @@ def test_malformed_json_is_a_422_problem(client: httpx.Client, auth: dict[str, s
     assert_problem(response, 422)
 
 
+# --- hardening --------------------------------------------------------------------------------
+
+SECURITY_HEADERS = {
+    "x-content-type-options": "nosniff",
+    "x-frame-options": "DENY",
+    "referrer-policy": "no-referrer",
+    "cross-origin-opener-policy": "same-origin",
+    "content-security-policy": "default-src 'none'; frame-ancestors 'none'",
+}
+
+
+def test_responses_carry_the_security_headers(client: httpx.Client) -> None:
+    live = client.get("/health/live")
+    api = client.get("/api/v1/items")
+    for response in (live, api):
+        assert {name: response.headers.get(name) for name in SECURITY_HEADERS} == SECURITY_HEADERS
+        # The dev server runs in development: HSTS belongs to production behind TLS only.
+        assert "strict-transport-security" not in response.headers
+    assert api.headers["cache-control"] == "no-store"
+
+
+def test_a_body_over_the_limit_is_a_413_problem(client: httpx.Client, auth: dict[str, str]) -> None:
+    payload = {"name": "x", "description": "y" * (2 * 1024 * 1024)}
+    response = client.post("/api/v1/items", json=payload, headers=auth)
+    assert_problem(response, 413)
+    assert response.headers["x-content-type-options"] == "nosniff"
+
+
+def test_cors_is_closed_by_default(client: httpx.Client) -> None:
+    preflight = client.options(
+        "/api/v1/items",
+        headers={"origin": "https://app.example.com", "access-control-request-method": "POST"},
+    )
+    assert "access-control-allow-origin" not in preflight.headers
+
+
 # --- authentication (jwt projects only) -----------------------------------------------------
 
 
