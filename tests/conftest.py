@@ -47,6 +47,8 @@ FULL_VARIANTS: dict[str, dict[str, Any]] = {
     "django-auth-none": {
         "framework": "django",
         "auth": "none",
+        "celery": True,
+        "broker": "sqlite",
         "python_version": "3.11",
         "license": "BSD-3-Clause",
         "agent_files": ["agents_md", "cursor", "gemini"],
@@ -56,6 +58,8 @@ FULL_VARIANTS: dict[str, dict[str, Any]] = {
     "flask-auth-none": {
         "framework": "flask",
         "auth": "none",
+        "celery": True,
+        "broker": "sqlite",
         "python_version": "3.11",
         "license": "BSD-3-Clause",
         "agent_files": ["agents_md", "copilot", "cursor"],
@@ -64,6 +68,8 @@ FULL_VARIANTS: dict[str, dict[str, Any]] = {
     "django-postgresql": {
         "framework": "django",
         "database": "postgresql",
+        "celery": True,
+        "broker": "rabbitmq",
         "project_name": "Shipments",
         "agent_files": ["agents_md", "claude", "copilot"],
     },
@@ -71,6 +77,8 @@ FULL_VARIANTS: dict[str, dict[str, Any]] = {
         "framework": "django",
         "database": "mysql",
         "auth": "none",
+        "celery": True,
+        "broker": "redis",
         "python_version": "3.13",
         "license": "MIT",
         "agent_files": ["agents_md", "gemini"],
@@ -79,6 +87,8 @@ FULL_VARIANTS: dict[str, dict[str, Any]] = {
     "flask-postgresql": {
         "framework": "flask",
         "database": "postgresql",
+        "celery": True,
+        "broker": "redis",
         "python_version": "3.13",
         "license": "proprietary",
         "agent_files": ["agents_md", "claude", "gemini"],
@@ -88,13 +98,16 @@ FULL_VARIANTS: dict[str, dict[str, Any]] = {
         "framework": "flask",
         "database": "mysql",
         "auth": "none",
+        "celery": True,
+        "broker": "rabbitmq",
         "python_version": "3.11",
         "license": "Apache-2.0",
         "agent_files": ["agents_md", "copilot", "cursor"],
         "project_name": "Warehouse Bins",
     },
-    # Celery, with a worker and beat started by tests/test_celery.py on each broker. The SQLite
-    # one keeps the default name, so its commands are those of the render matrix's projects.
+    # Celery, with a worker and beat started by tests/test_celery.py on each broker: these three
+    # for FastAPI, and every Flask and Django variant but the default one above. The FastAPI
+    # SQLite one keeps the default name, so its commands are those of the render matrix's projects.
     "celery-sqlite": {"celery": True},
     "celery-redis": {
         "celery": True,

@@ -353,7 +353,8 @@ VOCABULARY: dict[str, dict[Any, tuple[str, ...]]] = {
         False: (),
     },
     "broker": {
-        "sqlite": ("SQLite", "kombu"),
+        # The SQLite broker is kombu's SQLAlchemy transport, in the Django flavour too.
+        "sqlite": ("SQLite", "kombu", "SQLAlchemy"),
         "redis": ("Redis",),
         "rabbitmq": ("RabbitMQ", "AMQP"),
     },

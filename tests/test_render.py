@@ -19,7 +19,6 @@ DATABASES = ["sqlite", "postgresql", "mysql"]
 SERVER_DATABASE_FRAMEWORKS = {"fastapi", "flask", "django"}
 PYTHON_VERSIONS = ["3.11", "3.12", "3.13"]
 BROKERS = ["sqlite", "redis", "rabbitmq"]
-CELERY_FRAMEWORKS = {"fastapi"}
 AGENT_FILE_SETS = [
     [],
     ["agents_md"],
@@ -46,12 +45,8 @@ MATRIX = [
         "license": LICENSES[index % 4],
         # Frameworks wired for the server databases rotate through them.
         "database": DATABASES[index % 3] if framework in SERVER_DATABASE_FRAMEWORKS else "sqlite",
-        # Celery is wired for FastAPI: every other FastAPI row has it, brokers rotating.
-        **(
-            {"celery": True, "broker": BROKERS[index % 3]}
-            if framework in CELERY_FRAMEWORKS and index % 2
-            else {}
-        ),
+        # Every other row has Celery, brokers rotating.
+        **({"celery": True, "broker": BROKERS[index % 3]} if index % 2 else {}),
     }
     for index, (framework, auth, version, agents) in enumerate(
         itertools.product(FRAMEWORKS, AUTH, PYTHON_VERSIONS, AGENT_FILE_SETS)
@@ -129,6 +124,7 @@ def test_only_chosen_options_produce_files(rendered) -> None:
         "src/my_service/celery_app.py",
         "src/my_service/worker.py",
         f"src/my_service/{'users' if answers['auth'] == 'jwt' else 'items'}/tasks.py",
+        *(["src/my_service/mail.py"] if answers["auth"] == "jwt" else []),
     }
     if answers.get("celery"):
         assert celery_files <= present

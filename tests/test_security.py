@@ -23,9 +23,11 @@ STACKS = [
     for i, (framework, auth, database) in enumerate(itertools.product(FRAMEWORKS, AUTH, DATABASES))
     if database == "sqlite" or framework in SERVER_DATABASE_FRAMEWORKS
 ] + [
-    # Celery's code on each broker (FastAPI), with and without users.
-    {"framework": "fastapi", "auth": auth, "celery": True, "broker": broker}
-    for auth, broker in zip(AUTH * 2, ["sqlite", "redis", "rabbitmq"], strict=False)
+    # Celery's code in each framework, on each broker, with and without users.
+    {"framework": framework, "auth": AUTH[index % 2], "celery": True, "broker": broker}
+    for index, (framework, broker) in enumerate(
+        itertools.product(FRAMEWORKS, ["sqlite", "redis", "rabbitmq"])
+    )
 ]
 
 # Values that look like secrets to a scanner and are meant to be in the tree: passwords of
