@@ -40,12 +40,6 @@ REFUSED = [
     ({"framework": "rails"}, "Invalid choice"),
     ({"database": "oracle"}, "Invalid choice"),
     ({"auth": "basic"}, "Invalid choice"),
-    # Celery is wired for FastAPI so far: Flask and Django refuse it.
-    (
-        {"celery": True, "framework": "flask"},
-        "answer no \\(celery=false\\), or choose framework fastapi",
-    ),
-    ({"celery": True, "framework": "django"}, "Celery is available with FastAPI"),
     ({"broker": "kafka", "celery": True}, "Invalid choice"),
     ({"python_version": "3.10"}, "Invalid choice"),
     ({"license": "GPL"}, "Invalid choice"),
