@@ -353,7 +353,8 @@ VOCABULARY: dict[str, dict[Any, tuple[str, ...]]] = {
         False: (),
     },
     "broker": {
-        "sqlite": ("SQLite", "kombu"),
+        # kombu's SQLAlchemy transport: Django projects name (and install) SQLAlchemy for it.
+        "sqlite": ("SQLite", "kombu", "SQLAlchemy"),
         "redis": ("Redis",),
         "rabbitmq": ("RabbitMQ", "AMQP"),
     },
