@@ -28,12 +28,14 @@ import pytest
 import yaml
 
 from .harness import (
+    BROKER_SERVER_VARIABLES,
     TEMPLATE_ROOT,
     assert_ok,
     copier_config,
     documented_command,
     documented_commands,
     free_port,
+    scratch_broker_settings,
 )
 from .harness import render as render_project
 from .podman import CACHE, debian_base_image, missing_tools, podman, uv_image
@@ -624,6 +626,12 @@ IMAGE_ENV: dict[str, dict[str, str]] = {
     "flask": {},
     "django": {"ALLOWED_HOSTS": "127.0.0.1"},
 }
+# FastAPI's image is built with Celery on Redis: its worker and beat run from the image too.
+IMAGE_ANSWERS: dict[str, dict[str, Any]] = {
+    "fastapi": {"celery": True, "broker": "redis"},
+    "flask": {},
+    "django": {},
+}
 GUNICORN = {"flask", "django"}
 PORT_VARIABLE = {"fastapi": "UVICORN_PORT", "flask": "PORT", "django": "PORT"}
 MIGRATED = {
@@ -640,8 +648,18 @@ def test_the_default_image_builds_migrates_and_serves(
     """Build the framework's default project image with podman, from a local Debian base and the
     uv that runs these tests (the Dockerfile's BASE_IMAGE and UV_IMAGE arguments), apply the
     migrations with the compose `migrate` command, start the production server, pass its health
-    check, serve /docs with its assets, and log every request as one JSON line."""
-    project = render_project(tmp_path / "image-service", {"framework": framework}, tasks=True)
+    check, serve /docs with its assets, and log every request as one JSON line. With Celery, the
+    compose worker and beat commands run from the image and pass their compose health checks."""
+    answers = {"framework": framework, **IMAGE_ANSWERS[framework]}
+    broker_settings: dict[str, str] = {}
+    if answers.get("celery"):
+        variable = BROKER_SERVER_VARIABLES[answers["broker"]]
+        server = os.environ.get(variable)
+        if not server:
+            pytest.skip(f"set {variable} to the URL of a {answers['broker']} server to check it")
+        # A queue (and on Redis a database number) of this run's own on the shared server.
+        broker_settings = scratch_broker_settings(answers["broker"], server)
+    project = render_project(tmp_path / "image-service", answers, tasks=True)
     assert (project / "uv.lock").exists(), "the post-copy step should have locked the project"
     compose = yaml.safe_load((project / "compose.yaml").read_text())
     migrate_command = compose["services"]["migrate"]["command"]
@@ -652,6 +670,7 @@ def test_the_default_image_builds_migrates_and_serves(
         "SECRET_KEY": secrets.token_urlsafe(48),
         PORT_VARIABLE[framework]: str(port),
         **IMAGE_ENV[framework],
+        **broker_settings,
     }
     env_args = [arg for name, value in env.items() for arg in ("--env", f"{name}={value}")]
     podman(
@@ -676,6 +695,7 @@ def test_the_default_image_builds_migrates_and_serves(
         timeout=1500,
     )
     container = None
+    celery_containers: list[str] = []
     try:
         user = podman("image", "inspect", "--format", "{{.Config.User}}", tag).stdout.strip()
         assert user == "10001:10001"
@@ -702,6 +722,22 @@ def test_the_default_image_builds_migrates_and_serves(
             *env_args,
             tag,
         ).stdout.strip()
+        for name in ("worker", "beat") if answers.get("celery") else ():
+            # Started now, so that their start-up overlaps the app's checks.
+            command = compose["services"][name]["command"]
+            celery_containers.append(
+                podman(
+                    "run",
+                    "--detach",
+                    "--network",
+                    "host",
+                    "--volume",
+                    f"{volume}:/app/data",
+                    *env_args,
+                    tag,
+                    *command,
+                ).stdout.strip()
+            )
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 120
         response = None
@@ -724,11 +760,51 @@ def test_the_default_image_builds_migrates_and_serves(
         assert_json_logs_without_tracebacks(
             logs.stdout + logs.stderr, server_lines_too=framework in GUNICORN
         )
+        if celery_containers:
+            assert_celery_runs(compose, *celery_containers)
     finally:
-        if container:
-            podman("rm", "--force", container, check=False)
+        if celery_containers:
+            podman("exec", celery_containers[0], "python", "-c", DELETE_QUEUE, check=False)
+        for started in [*celery_containers, container]:
+            if started:
+                podman("rm", "--force", started, check=False)
         podman("volume", "rm", "--force", volume, check=False)
         podman("rmi", "--force", tag, check=False)
+
+
+# Removes this run's queue from the shared broker server, with the image's own kombu.
+DELETE_QUEUE = (
+    "import os; from kombu import Connection\n"
+    "with Connection(os.environ['CELERY_BROKER_URL']) as connection:\n"
+    "    connection.default_channel.queue_delete(os.environ['CELERY_TASK_DEFAULT_QUEUE'])\n"
+)
+
+
+def assert_celery_runs(compose: dict[str, Any], worker: str, beat: str) -> None:
+    """The worker consumes from the broker and beat writes its schedule (as the image's non-root
+    user, to the volume): each passes the health check compose.yaml gives it."""
+    deadline = time.monotonic() + 120
+    while True:
+        logs = podman("logs", worker, check=False)
+        if " ready." in logs.stdout + logs.stderr:
+            break
+        running = podman("inspect", "--format", "{{.State.Running}}", worker, check=False)
+        assert running.stdout.strip() == "true", logs.stdout + logs.stderr
+        assert time.monotonic() < deadline, f"the worker never got ready:\n{logs.stderr}"
+        time.sleep(1)
+    for container, name in ((worker, "worker"), (beat, "beat")):
+        kind, *test = compose["services"][name]["healthcheck"]["test"]
+        # Compose runs CMD-SHELL through `sh -c` and unescapes `$$` to `$`.
+        command = ["sh", "-c", test[0].replace("$$", "$")] if kind == "CMD-SHELL" else test
+        # Like compose, retry within the start period (beat may still be opening its schedule).
+        deadline = time.monotonic() + 30
+        while (health := podman("exec", container, *command, check=False)).returncode != 0:
+            if time.monotonic() > deadline:
+                break
+            time.sleep(2)
+        logs = podman("logs", container, check=False)
+        assert health.returncode == 0, (name, health.stdout, health.stderr, logs.stderr[-4000:])
+        assert "Traceback" not in logs.stdout + logs.stderr, logs.stderr[-4000:]
 
 
 def assert_docs_served_with_their_assets(base: str, *, local_assets: bool) -> None:
