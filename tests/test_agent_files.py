@@ -353,7 +353,7 @@ VOCABULARY: dict[str, dict[Any, tuple[str, ...]]] = {
         False: (),
     },
     "broker": {
-        # The SQLite broker is kombu's SQLAlchemy transport, in the Django flavour too.
+        # kombu's SQLAlchemy transport: Django projects name (and install) SQLAlchemy for it.
         "sqlite": ("SQLite", "kombu", "SQLAlchemy"),
         "redis": ("Redis",),
         "rabbitmq": ("RabbitMQ", "AMQP"),

@@ -27,7 +27,8 @@ MERMAID_VERSION = "11.17.2"
 JSDOM_VERSION = "26.1.0"  # the newest major that runs on Node.js 20
 MERMAID_BLOCK = re.compile(r"^```mermaid\n(.*?)^```$", re.DOTALL | re.MULTILINE)
 
-# The questions the README's stack diagram reads (includes/stack_diagram.md.jinja).
+# The questions the README's stack diagram reads (includes/stack_diagram.md.jinja); it also reads
+# celery and broker, checked on a few answer sets of their own (celery_answer_sets).
 DIAGRAM_QUESTIONS = ["framework", "database", "auth", "docker"]
 
 
@@ -124,7 +125,7 @@ def test_docs_diagrams_parse() -> None:
         for page in sorted((TEMPLATE_ROOT / "docs").glob("*.md"))
         for block in mermaid_blocks(page.read_text())
     ]
-    assert len(diagrams) >= 3, "the architecture page shows the stack of three answer sets"
+    assert len(diagrams) >= 4, "the architecture page shows the stack of four answer sets"
     errors = mermaid_errors([block for _, block in diagrams])
     assert [(name, error) for (name, _), error in zip(diagrams, errors, strict=True) if error] == []
 
@@ -141,9 +142,28 @@ def diagram_answer_sets() -> list[dict[str, Any]]:
     ]
 
 
+def celery_answer_sets() -> list[dict[str, Any]]:
+    """Each broker with and without Docker, frameworks and databases rotating: the Celery
+    branches of the diagram without multiplying every combination above by four."""
+    specs = questions()
+    frameworks, databases = choice_values(specs["framework"]), choice_values(specs["database"])
+    return [
+        {
+            "framework": frameworks[index % len(frameworks)],
+            "database": databases[(index + 1) % len(databases)],
+            "docker": docker,
+            "celery": True,
+            "broker": broker,
+        }
+        for index, (broker, docker) in enumerate(
+            itertools.product(choice_values(specs["broker"]), [True, False])
+        )
+    ]
+
+
 def test_readme_diagram_parses_and_names_only_chosen_technology(tmp_path: Path) -> None:
     rendered: list[tuple[dict[str, Any], str]] = []
-    for index, answers in enumerate(diagram_answer_sets()):
+    for index, answers in enumerate(diagram_answer_sets() + celery_answer_sets()):
         answers = {**answers, "agent_files": ["agents_md"]}
         try:
             project = render(tmp_path / str(index) / "my-service", answers)
@@ -157,6 +177,8 @@ def test_readme_diagram_parses_and_names_only_chosen_technology(tmp_path: Path) 
         agent_checks.test_files_name_the_chosen_technology_and_nothing_else((answers, project))
     frameworks = {answers["framework"] for answers, _ in rendered}
     assert frameworks == {"fastapi", "flask", "django"}, "every framework renders a diagram"
+    brokers = {answers.get("broker") for answers, _ in rendered if answers.get("celery")}
+    assert brokers == {"sqlite", "redis", "rabbitmq"}, "every broker renders a diagram"
     errors = mermaid_errors([block for _, block in rendered])
     assert [
         (answers, error) for (answers, _), error in zip(rendered, errors, strict=True) if error
@@ -168,10 +190,20 @@ def test_readme_diagram_parses_and_names_only_chosen_technology(tmp_path: Path) 
 @pytest.mark.parametrize(
     ("answers", "present", "absent"),
     [
-        ({}, ['subgraph compose ["compose.yaml"]', "auth[", "api --> auth"], []),
+        ({}, ['subgraph compose ["compose.yaml"]', "auth[", "api --> auth"], ["broker[", "beat["]),
         ({"auth": "none"}, ["api --> logic"], ["auth[", "users/"]),
         ({"docker": False, "database": "postgresql"}, ["PostgreSQL"], ["compose", "Docker"]),
         ({"framework": "django", "database": "mysql"}, ["Django ORM", "MySQL"], ["SQLAlchemy"]),
+        (
+            {"celery": True, "broker": "rabbitmq", "database": "postgresql"},
+            ["Celery broker: RabbitMQ (AMQP)<br/>the rabbitmq service", "worker: service", "beat["],
+            ["Redis", "kombu"],
+        ),
+        (
+            {"celery": True, "docker": False},
+            ["broker[(\"Celery broker: SQLite (kombu's", 'broker -->|"tasks"| worker'],
+            ["app-data", "one service", "the app's image"],
+        ),
     ],
 )
 def test_readme_diagram_follows_the_answers(

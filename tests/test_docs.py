@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .docs_pages import REGENERATE, render_pages
+from .docs_pages import DIAGRAM_ANSWER_SETS, REGENERATE, render_pages
 from .harness import (
     TEMPLATE_ROOT,
     choice_values,
@@ -204,7 +204,7 @@ def test_site_builds_strict_with_every_page_and_the_diagrams(tmp_path: Path) -> 
         assert (tmp_path / "site" / slug / "index.html").is_file(), page.name
     architecture = (tmp_path / "site" / "architecture" / "index.html").read_text()
     # The Mermaid fences become <pre class="mermaid"> blocks that the theme draws.
-    assert architecture.count('<pre class="mermaid"><code>flowchart LR') == 3
+    assert architecture.count('<pre class="mermaid"><code>flowchart LR') == len(DIAGRAM_ANSWER_SETS)
 
 
 def test_strict_build_refuses_a_broken_link_and_a_page_outside_the_nav(tmp_path: Path) -> None:
