@@ -1,15 +1,20 @@
 """Liveness and readiness probes."""
 
+import queue
+import threading
 from collections.abc import Callable
 from http import HTTPStatus
 from typing import Literal
 
 import structlog
-from django.db import connections
+from django.db import DEFAULT_DB_ALIAS, connections
 from django.http import HttpRequest, HttpResponse
 from ninja import Router, Schema
 
 from .problems import Problem, problem_response
+
+# A check that takes longer has failed: a server that stops answering must not hold the probe.
+CHECK_TIMEOUT_SECONDS = 3.0
 
 logger = structlog.get_logger(__name__)
 router = Router(tags=["health"])
@@ -27,15 +32,39 @@ class Readiness(Schema):
 
 
 def check_database() -> None:
-    with connections["default"].cursor() as cursor:
-        cursor.execute("SELECT 1")
+    """SELECT 1 on a new connection of the check's own, closed after: a kept connection may be
+    the one that hangs, and the check runs in a thread of its own."""
+    connection = connections.create_connection(DEFAULT_DB_ALIAS)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    finally:
+        if connection.connection is not None:
+            # The driver's close: Django's keeps an in-memory SQLite database open.
+            connection.connection.close()
 
 
 def _run_check(name: str, check: Callable[[], None]) -> CheckStatus:
+    """Run a check in a thread of its own and wait CHECK_TIMEOUT_SECONDS at most. A driver has no
+    time limit on a query: it waits for a server that stopped answering as long as the connection
+    lives (minutes, or for ever). The thread ends when the driver gives up; the probe does not."""
+    outcome: queue.SimpleQueue[Exception | None] = queue.SimpleQueue()
+
+    def run() -> None:
+        try:
+            check()
+        except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
+            outcome.put(exc)
+        else:
+            outcome.put(None)
+
+    threading.Thread(target=run, name=f"health-check-{name}", daemon=True).start()
     try:
-        check()
-    except Exception as exc:  # noqa: BLE001 - any failure means "not ready"; the log says why
-        logger.warning("health.check_failed", check=name, error=repr(exc))
+        error = outcome.get(timeout=CHECK_TIMEOUT_SECONDS)
+    except queue.Empty:
+        error = TimeoutError(f"no answer in {CHECK_TIMEOUT_SECONDS:g} s")
+    if error is not None:
+        logger.warning("health.check_failed", check=name, error=repr(error))
         return "error"
     return "ok"
 
