@@ -405,9 +405,12 @@ DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306, "redis": 6379, "amqp": 5672}
 
 class OutageProxy:
     """A TCP proxy on a free loopback port in front of a real server, which can take the server
-    "down" without touching it (the servers are shared): `stop()` closes every open connection
-    and the listening socket, so new connections are refused, as when the server stops; `start()`
-    listens on the same port again, as when it comes back."""
+    "down" without touching it (the servers are shared).
+
+    `stop()` is the server stopping: every open connection is closed and new ones are refused.
+    `freeze()` is the server hanging: connections stay open but nothing reaches the server or
+    comes back, and new ones are never answered. `start()` brings the server back, answering.
+    """
 
     def __init__(self, server_url: str) -> None:
         parts = urlsplit(server_url)
@@ -420,6 +423,7 @@ class OutageProxy:
         self._connections: set[socket.socket] = set()
         self._listener: socket.socket | None = None
         self._acceptor: threading.Thread | None = None
+        self._answering = threading.Event()
 
     def url(self, server_url: str) -> str:
         """`server_url` (user, password, database and all) through the proxy."""
@@ -429,6 +433,9 @@ class OutageProxy:
         return parts._replace(netloc=f"{userinfo}@{address}" if userinfo else address).geturl()
 
     def start(self) -> None:
+        self._answering.set()
+        if self._listener is not None:  # frozen, not stopped: it answers again
+            return
         listener = socket.socket()
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         deadline = time.monotonic() + 10
@@ -458,6 +465,10 @@ class OutageProxy:
             open_sockets = list(self._connections)
         for sock in open_sockets:
             _shut(sock)
+        self._answering.set()  # a frozen relay lets go of its connection
+
+    def freeze(self) -> None:
+        self._answering.clear()
 
     def __enter__(self) -> OutageProxy:
         self.start()
@@ -468,6 +479,11 @@ class OutageProxy:
 
     def _accept(self, listener: socket.socket) -> None:
         while self._listener is listener:
+            if not self._answering.is_set():
+                # Frozen: the kernel still completes the handshake of a new connection, which
+                # then waits in the backlog, unanswered.
+                time.sleep(0.1)
+                continue
             try:
                 client, _ = listener.accept()
             except TimeoutError:
@@ -484,25 +500,25 @@ class OutageProxy:
             threading.Thread(target=self._relay, args=(client, upstream), daemon=True).start()
 
     def _relay(self, client: socket.socket, upstream: socket.socket) -> None:
-        back = threading.Thread(target=_pump, args=(upstream, client), daemon=True)
+        back = threading.Thread(target=self._pump, args=(upstream, client), daemon=True)
         back.start()
-        _pump(client, upstream)
+        self._pump(client, upstream)
         back.join()
         with self._lock:
             self._connections.difference_update((client, upstream))
         client.close()
         upstream.close()
 
-
-def _pump(source: socket.socket, destination: socket.socket) -> None:
-    try:
-        while data := source.recv(65536):
-            destination.sendall(data)
-    except OSError:
-        pass
-    # One side ended: end the other as well.
-    _shut(source)
-    _shut(destination)
+    def _pump(self, source: socket.socket, destination: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                self._answering.wait()  # frozen: held until the server answers again
+                destination.sendall(data)
+        except OSError:
+            pass
+        # One side ended: end the other as well.
+        _shut(source)
+        _shut(destination)
 
 
 def _shut(sock: socket.socket) -> None:
