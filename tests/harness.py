@@ -8,10 +8,11 @@ import re
 import signal
 import socket
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -194,8 +195,15 @@ class RunningServer:
 
 
 @contextmanager
-def serve(command: str, cwd: Path, *, ready_path: str = "/health/live") -> Iterator[RunningServer]:
-    """Start a documented server command on a free port and stop it (and its children) after."""
+def serve(
+    command: str,
+    cwd: Path,
+    *,
+    ready_path: str = "/health/live",
+    env: Mapping[str, str] | None = None,
+) -> Iterator[RunningServer]:
+    """Start a documented server command on a free port and stop it (and its children) after.
+    `env` is set in its environment, where it overrides the project's .env."""
     port = free_port()
     log_path = cwd.parent / f"server-{port}.log"  # outside the project: git status stays clean
     with log_path.open("w") as log:
@@ -203,7 +211,7 @@ def serve(command: str, cwd: Path, *, ready_path: str = "/health/live") -> Itera
             on_port(command, port),
             shell=True,
             cwd=cwd,
-            env=project_env(PORT=str(port), FLASK_RUN_PORT=str(port)),
+            env=project_env(**(env or {}), PORT=str(port), FLASK_RUN_PORT=str(port)),
             stdout=log,
             stderr=subprocess.STDOUT,
             text=True,
@@ -389,3 +397,130 @@ def delete_broker_queue(project: Path, settings: Mapping[str, str]) -> None:
         timeout=60,
         check=False,
     )
+
+
+# The port of each server URL scheme when the URL names none.
+DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306, "redis": 6379, "amqp": 5672}
+
+
+class OutageProxy:
+    """A TCP proxy on a free loopback port in front of a real server, which can take the server
+    "down" without touching it (the servers are shared).
+
+    `stop()` is the server stopping: every open connection is closed and new ones are refused.
+    `freeze()` is the server hanging: connections stay open but nothing reaches the server or
+    comes back, and new ones are never answered. `start()` brings the server back, answering.
+    """
+
+    def __init__(self, server_url: str) -> None:
+        parts = urlsplit(server_url)
+        self.target = (
+            parts.hostname or "127.0.0.1",
+            parts.port or DEFAULT_PORTS[parts.scheme.split("+")[0]],
+        )
+        self.port = free_port()
+        self._lock = threading.Lock()
+        self._connections: set[socket.socket] = set()
+        self._listener: socket.socket | None = None
+        self._acceptor: threading.Thread | None = None
+        self._answering = threading.Event()
+
+    def url(self, server_url: str) -> str:
+        """`server_url` (user, password, database and all) through the proxy."""
+        parts = urlsplit(server_url)
+        userinfo = parts.netloc.rpartition("@")[0]
+        address = f"127.0.0.1:{self.port}"
+        return parts._replace(netloc=f"{userinfo}@{address}" if userinfo else address).geturl()
+
+    def start(self) -> None:
+        self._answering.set()
+        if self._listener is not None:  # frozen, not stopped: it answers again
+            return
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                listener.bind(("127.0.0.1", self.port))
+                break
+            except OSError:
+                # The port may be held for a moment by a connection that was just closed.
+                if time.monotonic() > deadline:
+                    listener.close()
+                    raise
+                time.sleep(0.1)
+        listener.listen(64)
+        listener.settimeout(0.1)  # the accept loop notices a stop within this
+        self._listener = listener
+        self._acceptor = threading.Thread(target=self._accept, args=(listener,), daemon=True)
+        self._acceptor.start()
+
+    def stop(self) -> None:
+        listener, acceptor = self._listener, self._acceptor
+        self._listener = self._acceptor = None
+        if listener is not None and acceptor is not None:
+            acceptor.join()
+            listener.close()
+        with self._lock:
+            open_sockets = list(self._connections)
+        for sock in open_sockets:
+            _shut(sock)
+        self._answering.set()  # a frozen relay lets go of its connection
+
+    def freeze(self) -> None:
+        self._answering.clear()
+
+    def __enter__(self) -> OutageProxy:
+        self.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while self._listener is listener:
+            if not self._answering.is_set():
+                # Frozen: the kernel still completes the handshake of a new connection, which
+                # then waits in the backlog, unanswered.
+                time.sleep(0.1)
+                continue
+            try:
+                client, _ = listener.accept()
+            except TimeoutError:
+                continue
+            client.settimeout(None)
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            upstream.settimeout(None)
+            with self._lock:
+                self._connections.update((client, upstream))
+            threading.Thread(target=self._relay, args=(client, upstream), daemon=True).start()
+
+    def _relay(self, client: socket.socket, upstream: socket.socket) -> None:
+        back = threading.Thread(target=self._pump, args=(upstream, client), daemon=True)
+        back.start()
+        self._pump(client, upstream)
+        back.join()
+        with self._lock:
+            self._connections.difference_update((client, upstream))
+        client.close()
+        upstream.close()
+
+    def _pump(self, source: socket.socket, destination: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                self._answering.wait()  # frozen: held until the server answers again
+                destination.sendall(data)
+        except OSError:
+            pass
+        # One side ended: end the other as well.
+        _shut(source)
+        _shut(destination)
+
+
+def _shut(sock: socket.socket) -> None:
+    with suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)

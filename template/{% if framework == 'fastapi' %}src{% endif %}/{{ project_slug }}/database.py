@@ -7,6 +7,8 @@ from typing import Any
 
 from sqlalchemy import DateTime, Dialect, MetaData, event
 from sqlalchemy.dialects import mysql
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -47,6 +49,14 @@ CONNECT_ARGS: dict[str, dict[str, Any]] = {
     "postgresql": {"timeout": CONNECT_TIMEOUT_SECONDS},
     "mysql": {"connect_timeout": CONNECT_TIMEOUT_SECONDS},
 }
+
+# What using the database raises while it is down or unreachable: a connection refused or lost,
+# or no pooled connection free in time. The API answers these with a 503 problem (problems.py).
+UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
+    OperationalError,
+    InterfaceError,
+    PoolTimeoutError,
+)
 
 
 def timestamp_type() -> DateTime:
@@ -90,8 +100,25 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
     if backend == "sqlite":
         engine = create_async_engine(url, pool_pre_ping=True)
         event.listen(engine.sync_engine, "connect", _configure_sqlite_connection)
-        return engine
-    return create_async_engine(url, connect_args=CONNECT_ARGS.get(backend, {}), **POOL_OPTIONS)
+    else:
+        engine = create_async_engine(
+            url, connect_args=CONNECT_ARGS.get(backend, {}), **POOL_OPTIONS
+        )
+    event.listen(engine.sync_engine, "do_connect", _connect)
+    return engine
+
+
+def _connect(dialect: Dialect, _record: Any, cargs: list[Any], cparams: dict[str, Any]) -> Any:
+    """Connect as SQLAlchemy does, but fail with the driver's OperationalError, as sync drivers
+    do: async drivers raise their socket errors (connection refused, unknown host) unwrapped
+    while connecting (sqlalchemy/sqlalchemy#11956), which would make an outage look like a bug."""
+    dbapi = dialect.loaded_dbapi
+    try:
+        return dialect.connect(*cargs, **cparams)
+    except dbapi.Error:
+        raise
+    except Exception as error:
+        raise dbapi.OperationalError(f"cannot connect: {error!r}") from error
 
 
 def _configure_sqlite_connection(dbapi_connection: Any, _connection_record: Any) -> None:

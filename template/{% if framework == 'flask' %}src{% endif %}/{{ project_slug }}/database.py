@@ -10,6 +10,8 @@ from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import DateTime, Dialect, MetaData, event
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import URL
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import DeclarativeBase, Session
 from sqlalchemy.types import TypeDecorator
 
@@ -44,6 +46,14 @@ CONNECT_ARGS: dict[str, dict[str, Any]] = {
     "postgresql": {"connect_timeout": CONNECT_TIMEOUT_SECONDS},
     "mysql": {"connect_timeout": CONNECT_TIMEOUT_SECONDS, "charset": "utf8mb4"},
 }
+
+# What using the database raises while it is down or unreachable: a connection refused or lost,
+# or no pooled connection free in time. The API answers these with a 503 problem (problems.py).
+UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
+    OperationalError,
+    InterfaceError,
+    PoolTimeoutError,
+)
 
 
 def timestamp_type() -> DateTime:
