@@ -70,7 +70,7 @@ def main(argv: list[str]) -> int:
         report.green = green.measure(frameworks, report.green_repetitions)
     if "load" in parts:
         settings = (
-            load.LoadSettings(duration=2, warmup=1, repetitions=1, connections=8)
+            load.LoadSettings(duration=2, warmup=1, repetitions=1, connections=4)
             if quick
             else load.LoadSettings()
         )

@@ -357,13 +357,20 @@ def seed_requests(server: Server) -> list[Request]:
     return [HEALTH, login, item_read]
 
 
-def settle(server: Server) -> None:
-    """Wait until the server has answered what wrk left queued when it stopped (a sync worker
-    still serves the requests waiting in its listen queue, slow logins included), so the next
-    run starts on an idle server: two health checks in a row, the second queued behind
-    everything that arrived before the first."""
-    for _ in range(2):
-        httpx.get(f"{server.base_url}/health/live", timeout=120).raise_for_status()
+def settle(server: Server, *, timeout: float = 120) -> None:
+    """Wait until the server has finished what wrk left queued or running when it stopped (a
+    sync worker still serves the requests in its listen queue, slow logins included), so that
+    the next run starts on an idle server: a health check queued behind them, then the server's
+    processes using less than a twentieth of a CPU over a quarter of a second."""
+    httpx.get(f"{server.base_url}/health/live", timeout=timeout).raise_for_status()
+    deadline = time.monotonic() + timeout
+    window = 0.25
+    while time.monotonic() < deadline:
+        before = server.cpu_seconds()
+        time.sleep(window)
+        if server.cpu_seconds() - before < window / 20:
+            return
+    raise RuntimeError(f"{server.name} still busy {timeout} s after the load stopped")
 
 
 def check_once(server: Server, request: Request) -> None:
@@ -388,7 +395,7 @@ def check_once(server: Server, request: Request) -> None:
 @dataclass(frozen=True)
 class LoadSettings:
     duration: float = 10
-    connections: int = 16
+    connections: int = 8
     threads: int = 2
     # Seconds of load before the measured runs, on each server and endpoint, not recorded.
     warmup: float = 3
