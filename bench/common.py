@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import socket
 import statistics
 import subprocess
@@ -55,11 +56,18 @@ def run(
     return result
 
 
-def timed(command: Sequence[str] | str, cwd: Path, **kwargs: Any) -> float:
-    """Seconds of wall clock that a command takes."""
+def timed(command: Sequence[str] | str, cwd: Path, **kwargs: Any) -> tuple[float, float]:
+    """Seconds of wall clock a command takes, and of CPU (user and system) it and every process
+    it started used."""
+    cpu_before = _children_cpu_seconds()
     started = time.perf_counter()
     run(command, cwd, **kwargs)
-    return time.perf_counter() - started
+    return time.perf_counter() - started, _children_cpu_seconds() - cpu_before
+
+
+def _children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def render(

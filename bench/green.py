@@ -20,10 +20,17 @@ STEPS = ("copier copy", "uv sync", "uv run pytest")
 @dataclass
 class GreenRun:
     steps: dict[str, float]
+    # CPU seconds (user and system) of each step's processes: what the machine's other work
+    # cannot stretch.
+    cpu: dict[str, float]
 
     @property
     def total(self) -> float:
         return sum(self.steps.values())
+
+    @property
+    def total_cpu(self) -> float:
+        return sum(self.cpu.values())
 
 
 @dataclass
@@ -34,6 +41,10 @@ class GreenCase:
     @property
     def total(self) -> float:
         return median([run.total for run in self.runs])
+
+    @property
+    def total_cpu(self) -> float:
+        return median([run.total_cpu for run in self.runs])
 
     def step(self, name: str) -> float:
         return median([run.steps[name] for run in self.runs])
@@ -55,10 +66,13 @@ def copy_to_green(destination: Path, framework: str) -> GreenRun:
         str(TEMPLATE_ROOT),
         str(destination),
     ]
-    steps = {"copier copy": timed(copy, destination.parent)}
+    measured = {"copier copy": timed(copy, destination.parent)}
     for command in STEPS[1:]:
-        steps[command] = timed(command, destination)
-    return GreenRun(steps)
+        measured[command] = timed(command, destination)
+    return GreenRun(
+        {step: wall for step, (wall, _) in measured.items()},
+        {step: cpu for step, (_, cpu) in measured.items()},
+    )
 
 
 def measure(frameworks: tuple[str, ...], repetitions: int = 3) -> list[GreenCase]:

@@ -132,17 +132,23 @@ def green_section(report: Report) -> list[str]:
         "framework=...` (its post-copy step runs `git init`, `uv lock` and the first commit), "
         "then `uv sync` and `uv run pytest` in the new project.",
         "",
-        "| framework | " + " | ".join(f"`{step}`" for step in STEPS) + " | total | goal |",
-        "|---|" + "---:|" * (len(STEPS) + 2),
+        "| framework | "
+        + " | ".join(f"`{step}`" for step in STEPS)
+        + " | total | goal | CPU time |",
+        "|---|" + "---:|" * (len(STEPS) + 3),
     ]
     for case in report.green:
         steps = " | ".join(f"{case.step(step):.1f} s" for step in STEPS)
         lines.append(
             f"| {case.framework} | {steps} | {case.total:.1f} s | "
-            f"{met(case.total < GREEN_GOAL_SECONDS)} |"
+            f"{met(case.total < GREEN_GOAL_SECONDS)} | {case.total_cpu:.1f} s |"
         )
-    lines.append("")
-    lines.append(f"Goal: under {GREEN_GOAL_SECONDS:.0f} s with a warm cache.")
+    lines += [
+        "",
+        f"Goal: under {GREEN_GOAL_SECONDS:.0f} s of wall clock with a warm cache. *CPU time* is "
+        "the user and system time of every process the three steps ran (median of the runs), "
+        "which the machine's other work does not stretch.",
+    ]
     return [*lines, ""]
 
 
