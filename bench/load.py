@@ -240,21 +240,23 @@ def start_server(
     name: str, command: Sequence[str], cwd: Path, env: dict[str, str], port: int
 ) -> Iterator[Server]:
     log_path = Path(tempfile.gettempdir()) / f"bench-{name.replace(' ', '-')}-{port}.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            list(command),
-            cwd=cwd,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    server = Server(name, f"http://127.0.0.1:{port}", process, log_path)
     try:
-        wait_until_ready(server)
-        yield server
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(
+                list(command),
+                cwd=cwd,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        server = Server(name, f"http://127.0.0.1:{port}", process, log_path)
+        try:
+            wait_until_ready(server)
+            yield server
+        finally:
+            stop(process)
     finally:
-        stop(process)
         log_path.unlink(missing_ok=True)
 
 
