@@ -1,0 +1,102 @@
+"""`uv run python -m bench`: run the benchmarks, print the method and the results as Markdown.
+
+`--write docs/benchmarks.md` also puts them into that page, between its results markers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import shutil
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from . import green, load, render
+from .machine import describe, load_average
+from .report import FlavourReport, Report, markdown, write
+
+PARTS = ("render", "green", "load")
+
+
+def parse_arguments(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument(
+        "--only", choices=PARTS, action="append", help="run only this part (repeatable)"
+    )
+    parser.add_argument(
+        "--framework",
+        choices=load.FRAMEWORKS,
+        action="append",
+        help="copy-to-green and load on this framework only (repeatable; default: all three)",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="fewer and shorter runs: a smoke test of the harness"
+    )
+    parser.add_argument("--write", type=Path, help="write the results into this Markdown page")
+    return parser.parse_args(argv)
+
+
+def progress(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def main(argv: list[str]) -> int:
+    arguments = parse_arguments(argv)
+    parts = arguments.only or list(PARTS)
+    frameworks = tuple(arguments.framework or load.FRAMEWORKS)
+    if "load" in parts and shutil.which("wrk") is None:
+        print(load.WRK_INSTALL_HINT, file=sys.stderr)
+        return 2
+    quick = arguments.quick
+    started = time.monotonic()
+    report = Report(
+        command="uv run python -m bench " + shlex.join(argv),
+        date=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        minutes=0,
+        machine=describe(),
+        load_before=load_average(),
+    )
+    if "render" in parts:
+        report.render_repetitions = 3 if quick else 15
+        progress(f"render time, {report.render_repetitions} rounds")
+        report.largest = render.largest_answers()
+        report.render = render.measure(report.render_repetitions)
+    if "green" in parts:
+        report.green_repetitions = 1 if quick else 3
+        progress(f"copy to green, {report.green_repetitions} timed runs per framework")
+        report.green = green.measure(frameworks, report.green_repetitions)
+    if "load" in parts:
+        settings = (
+            load.LoadSettings(duration=2, warmup=1, repetitions=1, connections=4)
+            if quick
+            else load.LoadSettings()
+        )
+        report.load_settings = settings
+        with tempfile.TemporaryDirectory(prefix="bench-load-") as scratch:
+            for framework in frameworks:
+                progress(f"load on {framework}")
+                project = load.prepare_project(
+                    Path(scratch) / framework, {"framework": framework, "auth": "jwt"}
+                )
+                report.flavours.append(
+                    FlavourReport(
+                        load.load_flavour(project, settings),
+                        shlex.join(["uv", "run", *project.server_command]),
+                        project.versions(),
+                    )
+                )
+    report.load_after = load_average()
+    report.minutes = (time.monotonic() - started) / 60
+    results = markdown(report)
+    print(results)
+    if arguments.write:
+        write(arguments.write, results)
+        progress(f"results written to {arguments.write}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
