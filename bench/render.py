@@ -24,8 +24,8 @@ from .common import TEMPLATE_ROOT, render, run
 
 DEFAULT: dict[str, Any] = {}
 
-# The combination that renders the most files, first choice first: Celery is accepted only with
-# FastAPI for now, so the Django one is refused at the question and the next one is used.
+# The combination that renders the most files, first choice first (the next is used only if the
+# questionnaire refuses one).
 LARGEST_CANDIDATES: list[dict[str, Any]] = [
     {
         "framework": framework,

@@ -141,6 +141,29 @@ DOCUMENTED_FILES = (
 )
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The suite runs on several workers (pytest-xdist, `--dist=loadgroup`). Tests that share an
+    expensive fixture go to one worker, which builds it once: every test of a full variant (its
+    project is rendered, locked, synced and migrated once), the podman image builds (one image
+    store), and the commands of every full variant that the agent-file tests read."""
+    for item in items:
+        group = _worker_group(item)
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))
+
+
+def _worker_group(item: pytest.Item) -> str | None:
+    callspec = getattr(item, "callspec", None)
+    if callspec is not None and "generated" in callspec.params:
+        return f"variant-{callspec.params['generated']}"
+    fixtures = getattr(item, "fixturenames", ())
+    if "image_tools" in fixtures:
+        return "podman"
+    if "commands_the_suite_runs" in fixtures:
+        return "agent-file-commands"
+    return None
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> pytest.TestReport:
     """In CI every test is required: a skip there is reported as a failure, with its reason."""

@@ -8,12 +8,15 @@ runtime and cgroupfs, which work without a container engine, registry or systemd
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import resource
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "copier-backend"
@@ -26,6 +29,19 @@ BASE_PACKAGES = ("python3", "ca-certificates")
 # Debian packages the image test needs on the machine (installed by .ci/run when missing).
 REQUIRED_TOOLS = ("podman", "buildah", "runc", "debootstrap")
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+
+
+@contextmanager
+def cache_lock(name: str) -> Iterator[None]:
+    """Hold an exclusive lock named `name` in the cache directory: the test workers install
+    shared tools there, one at a time."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with (CACHE / f"{name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def containers_conf() -> str:

