@@ -22,8 +22,12 @@ import httpx
 import psycopg
 import pymysql
 import yaml
-from copier import run_copy
 from jinja2.sandbox import SandboxedEnvironment
+
+# The working tree of the template rendered in-process (as `copier copy --defaults -d`), and a
+# free loopback port: shared with the benchmarks.
+from bench.common import free_port as free_port
+from bench.common import render as render
 
 TEMPLATE_ROOT = Path(__file__).resolve().parents[1]
 COPIER_YML = TEMPLATE_ROOT / "copier.yml"
@@ -86,21 +90,6 @@ def choice_values(spec: dict[str, Any]) -> list[Any]:
     choices = spec.get("choices") or {}
     values = choices.values() if isinstance(choices, dict) else choices
     return [value["value"] if isinstance(value, dict) else value for value in values]
-
-
-def render(destination: Path, answers: Mapping[str, Any], *, tasks: bool = False) -> Path:
-    """Render the working tree of the template in-process, as `copier copy --defaults -d`."""
-    run_copy(
-        str(TEMPLATE_ROOT),
-        destination,
-        data=dict(answers),
-        defaults=True,
-        unsafe=True,
-        skip_tasks=not tasks,
-        quiet=True,
-        vcs_ref="HEAD",
-    )
-    return destination
 
 
 def project_env(**extra: str) -> dict[str, str]:
@@ -175,13 +164,6 @@ def on_port(command: str, port: int) -> str:
     if re.search(r"manage\.py runserver$", command):
         return f"{command} 127.0.0.1:{port}"
     return command
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass
