@@ -141,6 +141,8 @@ DOCUMENTED_FILES = (
 )
 
 
+# First: pytest-xdist reads the groups in a hook of its own, which would otherwise run before.
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The suite runs on several workers (pytest-xdist, `--dist=loadgroup`). Tests that share an
     expensive fixture go to one worker, which builds it once: every test of a full variant (its

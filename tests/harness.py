@@ -353,6 +353,15 @@ def background(
         log_path.unlink(missing_ok=True)
 
 
+def local_setting(project: Path, name: str) -> str:
+    """A value of the project's .env (the conftest writes the server URLs there)."""
+    for line in (project / ".env").read_text().splitlines():
+        key, _, value = line.partition("=")
+        if key.strip() == name:
+            return value.strip()
+    raise LookupError(f"{name} is not in {project / '.env'}")
+
+
 def delete_broker_queue(project: Path, settings: Mapping[str, str]) -> None:
     """Remove a run's queue (and its exchange) from a shared broker server, with the project's
     own kombu."""

@@ -12,8 +12,10 @@ from .conftest import CELERY_VARIANTS, FULL_VARIANTS, GeneratedProject, Live
 from .harness import (
     BROKER_SERVER_VARIABLES,
     background,
+    delete_broker_queue,
     documented_command,
     is_server_command,
+    local_setting,
     serve,
 )
 from .smtp import smtp_server
@@ -37,10 +39,23 @@ WORKER_READY = " ready."
 
 
 @pytest.fixture
-def live(generated: GeneratedProject) -> Iterator[Live]:
+def own_queue(generated: GeneratedProject) -> Iterator[dict[str, str]]:
+    """The environment that gives the test a queue of its own, deleted after: tasks other tests
+    left in the project's queue (the fuzzer registers hundreds of users) reach no worker here."""
+    queue = f"cb-celery-{uuid.uuid4().hex[:10]}"
+    yield {"CELERY_TASK_DEFAULT_QUEUE": queue}
+    if generated.answers.get("broker") in BROKER_SERVER_VARIABLES:
+        broker_url = local_setting(generated.path, "CELERY_BROKER_URL")
+        delete_broker_queue(
+            generated.path, {"CELERY_BROKER_URL": broker_url, "CELERY_TASK_DEFAULT_QUEUE": queue}
+        )
+
+
+@pytest.fixture
+def live(generated: GeneratedProject, own_queue: dict[str, str]) -> Iterator[Live]:
     """A dev server of the test's own (the session's is left to the HTTP contract tests)."""
     servers = [command for command in generated.commands() if is_server_command(command)]
-    with serve(servers[0], generated.path) as server:
+    with serve(servers[0], generated.path, env=own_queue) as server:
         yield Live(generated, server)
 
 
@@ -64,8 +79,10 @@ def register(live: Live) -> str:
 
 
 @with_welcome_email
-def test_the_worker_sends_the_welcome_email_of_a_user_registered_over_http(live: Live) -> None:
-    with background(worker_command(live.project), live.project.path) as worker:
+def test_the_worker_sends_the_welcome_email_of_a_user_registered_over_http(
+    live: Live, own_queue: dict[str, str]
+) -> None:
+    with background(worker_command(live.project), live.project.path, env=own_queue) as worker:
         worker.wait_for(WORKER_READY)
         email = register(live)
         # The console backend logs each email with its recipient.
@@ -78,9 +95,9 @@ def test_the_worker_sends_the_welcome_email_of_a_user_registered_over_http(live:
 
 @on_each_variant
 def test_beat_sends_the_housekeeping_task_and_the_worker_runs_it(
-    generated: GeneratedProject,
+    generated: GeneratedProject, own_queue: dict[str, str]
 ) -> None:
-    often = {"HOUSEKEEPING_INTERVAL_SECONDS": "1"}
+    often = {"HOUSEKEEPING_INTERVAL_SECONDS": "1", **own_queue}
     # With users, housekeeping queues lost welcome emails again; without, it refreshes the items
     # table's statistics.
     done = (
@@ -98,12 +115,15 @@ def test_beat_sends_the_housekeeping_task_and_the_worker_runs_it(
 
 
 @on_broker_servers
-def test_a_task_whose_worker_is_killed_mid_task_completes_after_a_restart(live: Live) -> None:
+def test_a_task_whose_worker_is_killed_mid_task_completes_after_a_restart(
+    live: Live, own_queue: dict[str, str]
+) -> None:
     """acks_late: the broker keeps the task until it finished, so killing the worker while it
     sends the email loses nothing; the restarted worker sends it, once."""
     project = live.project
     with smtp_server() as (port, mailbox):
         env = {
+            **own_queue,
             "SMTP_HOST": "127.0.0.1",
             "SMTP_PORT": str(port),
             "SMTP_STARTTLS": "false",

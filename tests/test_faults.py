@@ -23,6 +23,7 @@ from .harness import (
     RunningServer,
     delete_broker_queue,
     is_server_command,
+    local_setting,
     serve,
 )
 
@@ -50,15 +51,6 @@ RECOVERY_SECONDS = 15.0
 PROBLEM = "application/problem+json"
 DATABASE_UNAVAILABLE = "The database is unavailable; try again later."
 BROKER_DOWN = {"database": "ok", "broker": "error"}
-
-
-def local_setting(project: GeneratedProject, name: str) -> str:
-    """A value of the project's .env (the conftest writes the server URLs there)."""
-    for line in (project.path / ".env").read_text().splitlines():
-        key, _, value = line.partition("=")
-        if key.strip() == name:
-            return value.strip()
-    raise LookupError(f"{name} is not in {project.path / '.env'}")
 
 
 def server_command(project: GeneratedProject) -> str:
@@ -165,7 +157,7 @@ on_broker_servers = pytest.mark.parametrize("generated", BROKER_SERVER_VARIANTS,
 def test_a_database_outage_is_reported_and_recovered_from_without_a_restart(
     generated: GeneratedProject,
 ) -> None:
-    database_url = local_setting(generated, "DATABASE_URL")
+    database_url = local_setting(generated.path, "DATABASE_URL")
     # With Celery, the broker stays up.
     database_down = {
         "database": "error",
@@ -210,7 +202,7 @@ def test_a_database_outage_is_reported_and_recovered_from_without_a_restart(
 def test_a_broker_outage_is_reported_and_registration_goes_on(
     generated: GeneratedProject,
 ) -> None:
-    broker_url = local_setting(generated, "CELERY_BROKER_URL")
+    broker_url = local_setting(generated.path, "CELERY_BROKER_URL")
     # A queue of this test's own: the tasks it sends reach no worker, and are deleted after.
     queue = f"cb-faults-{uuid.uuid4().hex[:10]}"
     try:
