@@ -1,4 +1,5 @@
 import os
+import re
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -141,29 +142,53 @@ DOCUMENTED_FILES = (
 )
 
 
-# First: pytest-xdist reads the groups in a hook of its own, which would otherwise run before.
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The suite runs on several workers (pytest-xdist, `--dist=loadgroup`). Tests that share an
-    expensive fixture go to one worker, which builds it once: every test of a full variant (its
-    project is rendered, locked, synced and migrated once), the podman image builds (one image
-    store), and the commands of every full variant that the agent-file tests read."""
-    for item in items:
-        group = _worker_group(item)
-        if group is not None:
-            item.add_marker(pytest.mark.xdist_group(group))
+def variant_id(name: str) -> str:
+    """How a full variant shows in test ids: `test_health[{default}]`. The braces let the
+    scheduler below find it in a node id."""
+    return f"{{{name}}}"
 
 
-def _worker_group(item: pytest.Item) -> str | None:
-    callspec = getattr(item, "callspec", None)
-    if callspec is not None and "generated" in callspec.params:
-        return f"variant-{callspec.params['generated']}"
-    fixtures = getattr(item, "fixturenames", ())
-    if "image_tools" in fixtures:
-        return "podman"
-    if "commands_the_suite_runs" in fixtures:
-        return "agent-file-commands"
-    return None
+def on_variants(names: list[str]) -> pytest.MarkDecorator:
+    """Run a test once per named full variant, on its generated project."""
+    return pytest.mark.parametrize("generated", names, indirect=True, ids=variant_id)
+
+
+VARIANT_IN_NODE_ID = re.compile(r"\[[^\]]*\{(?P<variant>[\w.-]+)\}")
+# Tests that share a costly fixture of their own: the podman image store, and the commands of
+# every full variant that the agent-file tests read.
+SHARED_FIXTURE_TESTS = {
+    "tests/test_docker_ci.py::test_the_default_image_builds_migrates_and_serves",
+    "tests/test_agent_files.py::test_every_command_in_an_agent_file_is_run_by_the_suite",
+}
+
+
+def shared_fixture_group(node_id: str) -> str | None:
+    """The group of tests that must run on one worker, which builds their fixture once: every
+    test of a full variant (its project is rendered, locked, synced and migrated once), and the
+    tests in SHARED_FIXTURE_TESTS. None for a test that can run anywhere."""
+    if match := VARIANT_IN_NODE_ID.search(node_id):
+        return f"variant {match['variant']}"
+    function = node_id.split("[", 1)[0]
+    return function if function in SHARED_FIXTURE_TESTS else None
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """With several workers (`--numprocesses`), send each shared_fixture_group to one worker.
+
+    pytest-xdist's own grouping (`--dist=loadgroup` and xdist_group marks) is silently lost with
+    pytest 9.2's node ids (pytest-dev/pytest-xdist#1386), so the groups are read from the node
+    ids instead. Another `--dist` mode given on the command line is left to pytest-xdist.
+    """
+    if config.getvalue("dist") != "load":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SharedFixtureScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return shared_fixture_group(nodeid) or nodeid
+
+    return SharedFixtureScheduling(config, log)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -200,7 +225,7 @@ class GeneratedProject:
         return list(seen)
 
 
-@pytest.fixture(scope="session", params=list(FULL_VARIANTS))
+@pytest.fixture(scope="session", params=list(FULL_VARIANTS), ids=variant_id)
 def generated(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[GeneratedProject]:

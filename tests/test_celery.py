@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from .conftest import CELERY_VARIANTS, FULL_VARIANTS, GeneratedProject, Live
+from .conftest import CELERY_VARIANTS, FULL_VARIANTS, GeneratedProject, Live, on_variants
 from .harness import (
     BROKER_SERVER_VARIABLES,
     background,
@@ -30,9 +30,9 @@ BROKER_SERVER_VARIANTS = [
     if FULL_VARIANTS[name].get("broker") in BROKER_SERVER_VARIABLES
 ]
 
-on_each_variant = pytest.mark.parametrize("generated", CELERY_VARIANTS, indirect=True)
-with_welcome_email = pytest.mark.parametrize("generated", WELCOME_EMAIL_VARIANTS, indirect=True)
-on_broker_servers = pytest.mark.parametrize("generated", BROKER_SERVER_VARIANTS, indirect=True)
+on_each_variant = on_variants(CELERY_VARIANTS)
+with_welcome_email = on_variants(WELCOME_EMAIL_VARIANTS)
+on_broker_servers = on_variants(BROKER_SERVER_VARIANTS)
 
 # What the worker logs once it consumes from the broker.
 WORKER_READY = " ready."

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 import httpx
 import pytest
 
-from .conftest import FULL_VARIANTS, GeneratedProject
+from .conftest import FULL_VARIANTS, GeneratedProject, on_variants
 from .harness import (
     BROKER_SERVER_VARIABLES,
     OutageProxy,
@@ -149,8 +149,8 @@ def assert_writes(project: GeneratedProject, client: httpx.Client) -> dict[str, 
     return headers
 
 
-on_database_servers = pytest.mark.parametrize("generated", DATABASE_SERVER_VARIANTS, indirect=True)
-on_broker_servers = pytest.mark.parametrize("generated", BROKER_SERVER_VARIANTS, indirect=True)
+on_database_servers = on_variants(DATABASE_SERVER_VARIANTS)
+on_broker_servers = on_variants(BROKER_SERVER_VARIANTS)
 
 
 @on_database_servers

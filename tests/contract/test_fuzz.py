@@ -9,9 +9,8 @@ import uuid
 from pathlib import Path
 
 import httpx
-import pytest
 
-from ..conftest import GeneratedProject
+from ..conftest import GeneratedProject, on_variants
 from ..harness import is_server_command, serve
 
 BIN = Path(sys.executable).parent
@@ -44,7 +43,7 @@ def bearer_headers(base_url: str) -> list[str]:
     return ["--header", f"Authorization: Bearer {token.json()['access_token']}"]
 
 
-@pytest.mark.parametrize("generated", FUZZED, indirect=True)
+@on_variants(FUZZED)
 def test_schemathesis_finds_no_server_error_and_no_undocumented_response(
     generated: GeneratedProject, tmp_path: Path
 ) -> None:

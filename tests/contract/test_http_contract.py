@@ -8,7 +8,7 @@ import uuid
 import httpx
 import pytest
 
-from ..conftest import JWT_VARIANTS, Live
+from ..conftest import JWT_VARIANTS, Live, on_variants
 
 PROBLEM = "application/problem+json"
 
@@ -174,7 +174,7 @@ def test_cors_is_closed_by_default(client: httpx.Client) -> None:
 
 
 # These run only against projects generated with auth=jwt (not skipped elsewhere: never collected).
-jwt_only = pytest.mark.parametrize("generated", JWT_VARIANTS, indirect=True)
+jwt_only = on_variants(JWT_VARIANTS)
 
 
 @jwt_only
