@@ -72,7 +72,7 @@ class Releases:
     added: str  # a file NEW adds
     renamed_file: tuple[str, str]  # NEW renames it (and puts a comment on its first line)
     renamed_folder: tuple[str, str]
-    template_comment: str = "# Checks of /health/live and /health/ready."
+    template_comment: str = "# Checks of the problem details."
     env_line: str = "# Added in 1.1.0: a setting the template now documents."
 
 
@@ -101,8 +101,8 @@ def releases(tmp_path_factory: pytest.TempPathFactory) -> Releases:
     # Where things land in a project: render OLD once and look the files up.
     sample = root / "sample"
     run_copy(str(repo), sample, defaults=True, unsafe=True, skip_tasks=True, quiet=True)
-    health = _only(list(sample.rglob("test_health.py")), "rendered test_health.py")
-    tests_dir = health.parent.relative_to(sample).as_posix()
+    problems = _only(list(sample.rglob("test_problems.py")), "rendered test_problems.py")
+    tests_dir = problems.parent.relative_to(sample).as_posix()
     assert (sample / tests_dir / "items").is_dir()
 
     template = repo / "template"
@@ -113,26 +113,26 @@ def releases(tmp_path_factory: pytest.TempPathFactory) -> Releases:
     readme.write_text(text.replace(f"\n{heading}\n", f"\n{new_heading}\n", 1))
     (template / "CONTRIBUTING.md").write_text("# Contributing\n\nOpen a pull request.\n")
     # The source the sample's file came from (other frameworks may have their own).
-    health_source = _only(
+    problems_source = _only(
         [
             path
-            for path in template.rglob("test_health.py")
-            if path.read_bytes() == health.read_bytes()
+            for path in template.rglob("test_problems.py")
+            if path.read_bytes() == problems.read_bytes()
         ],
-        "test_health.py source",
+        "test_problems.py source",
     )
-    renamed_source = health_source.with_name("test_health_checks.py")
-    health_source.rename(renamed_source)
+    renamed_source = problems_source.with_name("test_problem_details.py")
+    problems_source.rename(renamed_source)
     releases = Releases(
         repo=repo,
         heading=heading,
         new_heading=new_heading,
         added="CONTRIBUTING.md",
-        renamed_file=(f"{tests_dir}/test_health.py", f"{tests_dir}/test_health_checks.py"),
+        renamed_file=(f"{tests_dir}/test_problems.py", f"{tests_dir}/test_problem_details.py"),
         renamed_folder=(f"{tests_dir}/items", f"{tests_dir}/catalog"),
     )
     renamed_source.write_text(f"{releases.template_comment}\n{renamed_source.read_text()}")
-    (health_source.parent / "items").rename(health_source.parent / "catalog")
+    (problems_source.parent / "items").rename(problems_source.parent / "catalog")
     for name in (".env.jinja", ".env.example.jinja"):
         source = template / name
         source.write_text(source.read_text() + f"\n{releases.env_line}\n")
