@@ -9,6 +9,7 @@ itself has already been rendered.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -86,9 +87,66 @@ def first_commit() -> None:
         say(f"First commit failed: {result.stderr.strip() or result.stdout.strip()}")
 
 
+ANSWERS_FILE = Path(".copier-answers.yml")
+SOURCE_LINE = re.compile(r"^_src_path: *(?P<source>.*?) *$", re.MULTILINE)
+# Sources Copier reaches from anywhere: a URL, or a repository host's short form.
+URL = re.compile(r"^([a-z][a-z0-9+.-]*://|gh:|gl:|[\w.-]+@[\w.-]+:)", re.IGNORECASE)
+
+
+def template_location() -> Path:
+    """Where the template came from on this machine, as an absolute path. Copier renders a local
+    git repository from a temporary clone of it (`copier._vcs.clone.*`), whose `origin` is the
+    repository's absolute path; any other template folder is rendered where it is."""
+    here = Path(__file__).resolve().parents[1]
+    if here.name.startswith("copier."):
+        origin = run("git", "-C", str(here), "remote", "get-url", "origin").stdout.strip()
+        if origin and Path(origin).is_absolute():
+            return Path(origin)
+    return here
+
+
+def record_a_reachable_source() -> None:
+    """`copier update` and the CI's drift check read the template's location from the answers
+    file. A relative path (`copier copy . ../service`) would be looked up from inside the
+    project, where it names the project itself: record the absolute path instead, and say that
+    a team's CI needs the repository's URL."""
+    if not ANSWERS_FILE.is_file():
+        return
+    text = ANSWERS_FILE.read_text()
+    match = SOURCE_LINE.search(text)
+    if match is None:
+        return
+    source = match["source"].strip("'\"")
+    if URL.match(source):
+        return
+    if not Path(source).is_absolute():
+        location = template_location()
+        if not (location / "copier.yml").is_file():
+            say(
+                f"The template's location was recorded as the relative path `{source}`, which "
+                "`copier update` cannot find from inside the project. Set `_src_path` in "
+                f"{ANSWERS_FILE} to the template's absolute path or its repository URL."
+            )
+            return
+        ANSWERS_FILE.write_text(
+            text[: match.start()] + f"_src_path: {location}" + text[match.end() :]
+        )
+        say(
+            f"The template was given as the relative path `{source}`, which `copier update` "
+            f"would look up from inside the project: recorded its absolute path, {location}."
+        )
+    say(
+        "The template's location is a path on this machine: updates work here, but a CI runner "
+        "cannot reach it. For a team's project, generate from the repository's URL "
+        "(`copier copy --trust gh:your-org/copier-backend my-service`), or set `_src_path` in "
+        f"{ANSWERS_FILE} to it."
+    )
+
+
 def main(next_steps: list[str]) -> int:
     project = Path.cwd()
     say(f"Setting up {project.name} ...")
+    record_a_reachable_source()
     created_repository = init_git()
     locked = lock_dependencies()
     if created_repository:

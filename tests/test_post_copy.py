@@ -96,3 +96,30 @@ def offline() -> dict[str, str]:
         "UV_HTTP_RETRIES": "0",
         "NO_PROXY": "",
     }
+
+
+def recorded_source(project: Path) -> str:
+    text = (project / ".copier-answers.yml").read_text()
+    return next(line for line in text.splitlines() if line.startswith("_src_path:"))
+
+
+def test_a_relative_template_path_is_recorded_as_an_absolute_one(project: Path) -> None:
+    """`copier copy . ../service` records `.`, which `copier update` would look up inside the
+    project; the step records the template's absolute path and says so."""
+    answers = project / ".copier-answers.yml"
+    answers.write_text(answers.read_text().replace(recorded_source(project), "_src_path: ."))
+    result = run_hook(project)
+    assert result.returncode == 0, result.stderr
+    assert recorded_source(project) == f"_src_path: {TEMPLATE_ROOT}"
+    assert "recorded its absolute path" in result.stdout
+    assert "generate from the repository's URL" in result.stdout
+
+
+@pytest.mark.parametrize("source", ["gh:acme/copier-backend", "https://git.example.com/t.git"])
+def test_a_url_source_is_left_as_it_is(project: Path, source: str) -> None:
+    answers = project / ".copier-answers.yml"
+    recorded = answers.read_text().replace(recorded_source(project), f"_src_path: {source}")
+    answers.write_text(recorded)
+    result = run_hook(project)
+    assert recorded_source(project) == f"_src_path: {source}"
+    assert "_src_path" not in result.stdout
