@@ -8,7 +8,14 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from .conftest import CELERY_VARIANTS, FULL_VARIANTS, GeneratedProject, Live, on_variants
+from .conftest import (
+    GeneratedProject,
+    Live,
+    has_users,
+    on_broker_server,
+    on_variants,
+    one_per,
+)
 from .harness import (
     BROKER_SERVER_VARIABLES,
     background,
@@ -20,17 +27,18 @@ from .harness import (
 )
 from .smtp import smtp_server
 
-# The variants with users: registering one queues the welcome email.
-WELCOME_EMAIL_VARIANTS = [
-    name for name in CELERY_VARIANTS if FULL_VARIANTS[name].get("auth", "jwt") == "jwt"
-]
-BROKER_SERVER_VARIANTS = [
-    name
-    for name in WELCOME_EMAIL_VARIANTS
-    if FULL_VARIANTS[name].get("broker") in BROKER_SERVER_VARIABLES
-]
+# One variant of each framework on each broker (beat and the worker), with users where the
+# covering set has them (registering one queues the welcome email), and those on a broker server
+# for the worker killed mid-task.
+EACH_BROKER_VARIANTS = one_per("framework", "broker", where=lambda answers: answers["celery"])
+WELCOME_EMAIL_VARIANTS = one_per(
+    "framework", "broker", where=lambda answers: answers["celery"] and has_users(answers)
+)
+BROKER_SERVER_VARIANTS = one_per(
+    "framework", "broker", where=lambda answers: on_broker_server(answers) and has_users(answers)
+)
 
-on_each_variant = on_variants(CELERY_VARIANTS)
+on_each_variant = on_variants(EACH_BROKER_VARIANTS)
 with_welcome_email = on_variants(WELCOME_EMAIL_VARIANTS)
 on_broker_servers = on_variants(BROKER_SERVER_VARIANTS)
 

@@ -16,9 +16,8 @@ from contextlib import contextmanager
 import httpx
 import pytest
 
-from .conftest import FULL_VARIANTS, GeneratedProject, on_variants
+from .conftest import GeneratedProject, has_users, on_broker_server, on_variants, one_per
 from .harness import (
-    BROKER_SERVER_VARIABLES,
     OutageProxy,
     RunningServer,
     delete_broker_queue,
@@ -27,20 +26,14 @@ from .harness import (
     serve,
 )
 
-# One variant per framework and server database (FastAPI's Celery ones repeat it on PostgreSQL).
-DATABASE_SERVER_VARIANTS = [
-    name
-    for name, answers in FULL_VARIANTS.items()
-    if answers.get("database", "sqlite") != "sqlite" and not name.startswith("celery-")
-]
-# The broker variants with users, whose registration queues the welcome email.
-BROKER_SERVER_VARIANTS = [
-    name
-    for name, answers in FULL_VARIANTS.items()
-    if answers.get("celery")
-    and answers.get("broker") in BROKER_SERVER_VARIABLES
-    and answers.get("auth", "jwt") == "jwt"
-]
+# One variant of each framework on each database server, and on each broker server with users
+# (whose registration queues the welcome email).
+DATABASE_SERVER_VARIANTS = one_per(
+    "framework", "database", where=lambda answers: answers["database"] != "sqlite"
+)
+BROKER_SERVER_VARIANTS = one_per(
+    "framework", "broker", where=lambda answers: on_broker_server(answers) and has_users(answers)
+)
 
 # Every answer during an outage comes within this: a stopped server refuses connections at once,
 # and readiness gives a check of a server that hangs 3 s.

@@ -1,0 +1,119 @@
+"""The fully run variants cover every pair of option values, and follow copier.yml."""
+
+import itertools
+
+import pytest
+
+from .conftest import FULL_VARIANTS
+from .covering import NOT_ASKED, QUESTIONNAIRE, Questionnaire
+from .harness import answer_refusal, choice_values, questions
+
+
+def test_the_full_variants_hold_every_pair_of_option_values() -> None:
+    """Checked from copier.yml directly, not through the covering code: for every two choice
+    questions (each choice of a multiselect on or off) and every two values of theirs, a full
+    variant has both, or the questionnaire refuses or never asks the pair."""
+    choices: dict[str, list[object]] = {}
+    for name, spec in questions().items():
+        if spec.get("multiselect"):
+            for choice in choice_values(spec):
+                choices[f"{name}:{choice}"] = [True, False]
+        elif spec.get("type") == "bool":
+            choices[name] = [True, False]
+        elif spec.get("choices"):
+            choices[name] = choice_values(spec)
+
+    def holds(answers: dict[str, object], factor: str, value: object) -> bool:
+        question, _, choice = factor.partition(":")
+        if choice:
+            return (choice in answers[question]) == value  # type: ignore[operator]
+        return answers.get(question) == value
+
+    missing = [
+        ((a, x), (b, y))
+        for a, b in itertools.combinations(choices, 2)
+        for x in choices[a]
+        for y in choices[b]
+        if not any(
+            holds(answers, a, x) and holds(answers, b, y) for answers in FULL_VARIANTS.values()
+        )
+    ]
+    # What no variant holds: an answer to broker without Celery (not asked), and Claude Code
+    # without AGENTS.md (refused: CLAUDE.md imports it).
+    assert answer_refusal("agent_files", ["claude"])
+    for (a, x), (b, y) in missing:
+        pair = {a: x, b: y}
+        assert (pair.get("celery") is False and "broker" in pair) or (
+            pair.get("agent_files:claude") is True and pair.get("agent_files:agents_md") is False
+        ), f"no full variant holds {pair}"
+
+
+def test_every_framework_auth_and_celery_combination_is_fully_run() -> None:
+    held = {(a["framework"], a["auth"], a["celery"]) for a in FULL_VARIANTS.values()}
+    frameworks = choice_values(questions()["framework"])
+    auths = choice_values(questions()["auth"])
+    assert held == set(itertools.product(frameworks, auths, [True, False]))
+
+
+def test_the_first_full_variant_is_the_default_answers() -> None:
+    name, answers = next(iter(FULL_VARIANTS.items()))
+    assert name == "default"
+    for question, spec in questions().items():
+        if question in answers and "{" not in str(spec.get("default")):
+            assert answers[question] == spec["default"], question
+
+
+def test_the_array_is_as_small_as_the_largest_pair_of_questions_allows() -> None:
+    """At least as many rows as the two largest factors have values together (4 x 4); the
+    greedy search keeps within two of that."""
+    sizes = sorted(len(factor.values) for factor in QUESTIONNAIRE.factors)
+    assert sizes[-1] * sizes[-2] <= len(FULL_VARIANTS) <= sizes[-1] * sizes[-2] + 2
+
+
+TOY = {
+    "name": {"type": "str", "default": "x"},
+    "shape": {"type": "str", "choices": ["circle", "square", "star"], "default": "circle"},
+    "filled": {"type": "bool", "default": False},
+    "fill": {
+        "type": "str",
+        "when": "{{ filled }}",
+        "choices": {"Red": "red", "Blue": "blue"},
+        "default": "red",
+    },
+    "tags": {
+        "type": "str",
+        "multiselect": True,
+        "choices": ["a", "b"],
+        "default": ["a"],
+        "validator": "{% if 'b' in tags and 'a' not in tags %}b needs a{% endif %}",
+    },
+}
+
+
+@pytest.mark.parametrize("extra_shape", [False, True], ids=["as-is", "new-choice"])
+def test_a_questionnaire_gets_a_covering_array_that_obeys_when_and_validators(
+    extra_shape: bool,
+) -> None:
+    specs = {**TOY}
+    if extra_shape:
+        specs["shape"] = {**TOY["shape"], "choices": ["circle", "square", "star", "hexagon"]}
+    toy = Questionnaire(specs, triples=[])
+    rows = toy.covering_array()
+    assert toy.uncovered(rows) == set()
+    assert rows[0] == {
+        "shape": "circle",
+        "filled": False,
+        "fill": NOT_ASKED,
+        "tags:a": True,
+        "tags:b": False,
+    }
+    for row in rows:
+        answers = toy.answers(row)
+        assert ("fill" in answers) == answers["filled"]
+        assert not ("b" in answers["tags"] and "a" not in answers["tags"])
+    shapes = {row["shape"] for row in rows}
+    assert ("hexagon" in shapes) == extra_shape
+    # Every pair the toy allows: the fills with filled, unasked without, tags but "b alone".
+    assert (("filled", False), ("fill", "red")) not in toy.every_combination
+    assert (("shape", "star"), ("fill", "blue")) in toy.every_combination
+    assert (("tags:a", False), ("tags:b", True)) not in toy.every_combination
