@@ -951,6 +951,74 @@ def test_the_update_workflow_refuses_conflicts(
     assert_ok(bash(refuse, project), "the conflict check on a clean update")
 
 
+def gitlab_script(project: Path, job: str, *, leave_out: str = "\0") -> str:
+    """A GitLab job's script lines as one shell script, as the runner runs them (each line must
+    succeed), without the lines that need GitLab itself (those containing `leave_out`)."""
+    jobs = yaml.safe_load((project / ".gitlab-ci.yml").read_text())
+    return "\n".join(line for line in jobs[job]["script"] if leave_out not in line)
+
+
+def test_the_gitlab_drift_check_and_template_update_jobs(tmp_path: Path) -> None:
+    """The GitLab pipeline's `template` and `template-update` jobs, read from the rendered file
+    and run in the project (all but the push, which needs GitLab): up to date passes, behind
+    fails with its message, the update is committed on its branch without conflict markers, and
+    a team edit that conflicts makes it refuse, naming the file."""
+    from copier import run_copy
+
+    template = released_template(tmp_path / "template")
+    project = tmp_path / "service"
+    run_copy(
+        str(template),
+        project,
+        data={"ci": "gitlab", "agent_files": ["agents_md"]},
+        defaults=True,
+        unsafe=True,
+        skip_tasks=True,
+        quiet=True,
+        vcs_ref="1.0.0",
+    )
+    git("init", "--quiet", "--initial-branch=main", cwd=project)
+    git("add", "--all", cwd=project)
+    git("commit", "--quiet", "--message", "Start", cwd=project)
+    check = gitlab_script(project, "template")
+    update = gitlab_script(project, "template-update", leave_out="git push")
+    assert_ok(bash(check, project), "the template job on an up-to-date project")
+
+    # Release 1.1.0 adds a line to .gitignore: behind, then a clean update on its own branch.
+    ignore = template / "template" / ".gitignore"
+    ignore.write_text(ignore.read_text() + "# added in release 1.1.0\n")
+    git("commit", "--quiet", "--all", "--message", "Release 1.1.0", cwd=template)
+    git("tag", "1.1.0", cwd=template)
+    behind = bash(check, project)
+    assert behind.returncode == 2, behind.stdout + behind.stderr
+    assert "This project is behind its template" in behind.stdout
+    updated = bash(update, project)
+    assert_ok(updated, "the template-update job")
+    assert git("rev-parse", "--abbrev-ref", "HEAD", cwd=project).strip() == "template-update"
+    assert git("log", "-1", "--format=%s", cwd=project).strip() == (
+        "Update from the copier-backend template"
+    )
+    assert "# added in release 1.1.0" in (project / ".gitignore").read_text()
+    assert git("status", "--porcelain", cwd=project) == ""
+    assert "<<<<<<<" not in git("show", "HEAD", cwd=project)
+    git("checkout", "--quiet", "main", cwd=project)
+    git("merge", "--quiet", "template-update", cwd=project)
+    assert_ok(bash(check, project), "the template job once the update is merged")
+
+    # Release 1.2.0 changes a README line the team has changed too: the job refuses.
+    readme = template / "template" / "README.md.jinja"
+    readme.write_text(readme.read_text().replace("## Configuration", "## Settings", 1))
+    git("commit", "--quiet", "--all", "--message", "Release 1.2.0", cwd=template)
+    git("tag", "1.2.0", cwd=template)
+    local = project / "README.md"
+    local.write_text(local.read_text().replace("## Configuration", "## Our configuration", 1))
+    git("commit", "--quiet", "--all", "--message", "Local change", cwd=project)
+    refused = bash(update, project)
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert "conflicts with local changes" in refused.stdout
+    assert "README.md" in refused.stdout
+
+
 def test_documents_name_docker_and_ci_only_when_chosen(rendered) -> None:
     """README and agent files name Docker, GitHub Actions or GitLab exactly when chosen."""
     from .test_agent_files import test_files_name_the_chosen_technology_and_nothing_else
