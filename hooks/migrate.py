@@ -9,7 +9,11 @@ VERSION_PEP440_TO, set by Copier). It does two things:
    between the two versions, the team's changes to the old path (file or folder) are merged into
    the new path, three-way, against the old release rendered with the old answers; files the
    team added under a renamed folder move with it; a file the team deleted stays deleted.
-2. Conflicts. Copier writes inline conflict markers without saying so. Every file left with
+2. Answers that cannot change. An update that changes `framework`, `auth` or `project_slug` is
+   undone (the project is put back as it was committed) and refused with the reason: see
+   FIXED_ANSWERS. Every other answer can change; its files and migrations apply on top of the
+   project's history.
+3. Conflicts. Copier writes inline conflict markers without saying so. Every file left with
    markers (or a .rej file) is named, with how to resolve the conflict or undo the update.
 """
 
@@ -49,6 +53,25 @@ class Rename:
 # Every rename the template has made, oldest first. A release that renames or moves a generated
 # file adds an entry here in the same commit.
 RENAMES: list[Rename] = []
+
+
+# Answers an update may not change, and why: each would rewrite what a deployed project already
+# has in its database or replace the team's code instead of updating it.
+FIXED_ANSWERS = {
+    "framework": (
+        "every file of the project and its database's migration history belong to one "
+        "framework; to move, generate a new project and bring your code and data across"
+    ),
+    "auth": (
+        "the users table and the owner of every item are in the project's first migration, "
+        "which a deployed database has already applied; to change it, generate a new project "
+        "and move the data, or write the migration yourself"
+    ),
+    "project_slug": (
+        "Copier would delete src/{old}/ with your changes and render src/{new}/ afresh; "
+        "rename the package yourself if you must, and keep project_slug as it is"
+    ),
+}
 
 
 def say(message: str) -> None:
@@ -222,7 +245,34 @@ def report_conflicts(conflicts: list[str], version: str) -> None:
     say("To undo the whole update instead: git reset --hard && git clean -fd")
 
 
+def refused_changes(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """Why each answer in FIXED_ANSWERS that the update changed cannot change."""
+    return [
+        f"{name}: {before[name]!r} -> {after.get(name)!r}: "
+        + reason.format(old=before[name], new=after.get(name))
+        for name, reason in FIXED_ANSWERS.items()
+        if name in before and after.get(name) != before[name]
+    ]
+
+
+def undo_update() -> None:
+    """Put the project back as it was last committed (Copier updates only clean projects, so
+    every change and new file is the update's)."""
+    git("reset", "--quiet", "--hard", "HEAD")
+    git("clean", "--quiet", "-d", "--force")
+
+
 def main() -> int:
+    before = answers_before_update()
+    after: dict[str, Any] = yaml.safe_load(Path(ANSWERS_FILE).read_text())
+    refused = refused_changes(before, after)
+    if refused:
+        undo_update()
+        say("This update changes answers a generated project cannot change, so it was undone:")
+        for reason in refused:
+            say(f"  {reason}")
+        say("Run `copier update` again without changing them (nothing was lost).")
+        return 1
     old_version = Version(os.environ["VERSION_PEP440_FROM"])
     new_version = Version(os.environ["VERSION_PEP440_TO"])
     due = renames_between(old_version, new_version)

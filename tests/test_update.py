@@ -367,9 +367,6 @@ class AnswerChange:
 
 # One case per question whose change adds or removes files; a new option is one more entry.
 ANSWER_CHANGES = {
-    "auth-jwt-to-none": AnswerChange(
-        before={"auth": "jwt"}, after={"auth": "none"}, must_go=("users", "security.py")
-    ),
     "agent-files-swap-claude-for-copilot-and-cursor": AnswerChange(
         before={"agent_files": ["agents_md", "claude"]},
         after={"agent_files": ["agents_md", "copilot", "cursor"]},
@@ -424,6 +421,40 @@ def test_changed_answers_add_and_remove_files_and_keep_team_edits(
     assert recorded["_commit"] == NEW
     for name, value in change.after.items():
         assert recorded[name] == value
+
+
+REFUSED_CHANGES = {
+    "auth": ({"auth": "jwt"}, {"auth": "none"}, "the users table and the owner of every item"),
+    "framework": ({}, {"framework": "django"}, "belong to one framework"),
+    "project_slug": ({}, {"project_slug": "renamed_service"}, "src/my_service/"),
+}
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "reason"), REFUSED_CHANGES.values(), ids=REFUSED_CHANGES.keys()
+)
+def test_an_answer_a_deployed_project_cannot_change_is_refused_and_nothing_is_lost(
+    releases: Releases,
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
+    before: dict[str, Any],
+    after: dict[str, Any],
+    reason: str,
+) -> None:
+    project = generate(releases, tmp_path / "service", before)
+    readme = project / "README.md"
+    readme.write_text(readme.read_text() + TEAM_NOTES)
+    commit(project, "Team work")
+    committed = {name: (project / name).read_bytes() for name in files(project)}
+
+    with pytest.raises(Exception, match="returned non-zero exit status 1"):
+        update(project, after)
+
+    message = capfd.readouterr().err
+    assert "changes answers a generated project cannot change" in message
+    assert reason in message
+    assert {name: (project / name).read_bytes() for name in files(project)} == committed
+    assert git(project, "status", "--porcelain") == ""
 
 
 @pytest.mark.parametrize("auth", ["jwt", "none"])
