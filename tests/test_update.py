@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 from copier import run_copy, run_update
@@ -575,3 +576,142 @@ def test_every_release_tag_and_rename_has_a_changelog_section(
     spec.loader.exec_module(migrate)
     for rename in migrate.RENAMES:
         assert rename.version in sections, f"{rename} is not in a CHANGELOG.md release"
+
+
+# --- A deployed database across an update that changes an answer --------------------------------
+
+
+def documented(project: Path, purpose: str) -> str:
+    from .harness import documented_command
+
+    return documented_command((project / "README.md").read_text(), purpose)
+
+
+def team_column(project: Path, framework: str) -> None:
+    """The team adds a column to items, as a team does after generating."""
+    models = project / "src" / "my_service" / "items" / "models.py"
+    text = models.read_text()
+    if framework == "django":
+        anchor = "    description = models.TextField("
+        line = "    team_note = models.CharField(max_length=100, null=True, blank=True)\n"
+    else:
+        anchor = "    description: Mapped[str | None] = mapped_column(Text)"
+        line = "    team_note: Mapped[str | None] = mapped_column(String(100))\n"
+    start = text.index(anchor)
+    end = text.index("\n", start) + 1
+    models.write_text(text[:end] + line + text[end:])
+
+
+@pytest.mark.parametrize("framework", ["fastapi", "flask", "django"])
+def test_turning_celery_on_keeps_a_deployed_postgresql_database_and_its_history(
+    releases: Releases, tmp_path: Path, framework: str
+) -> None:
+    """Generate without Celery on PostgreSQL, migrate, keep data, add a team migration; update
+    with celery=true: no migration is rewritten, the documented migration command applies on
+    top, the old user and item are there, and a new registration's welcome email is sent by the
+    documented worker."""
+    from .harness import (
+        BROKER_SERVER_VARIABLES,
+        DATABASE_SERVER_VARIABLES,
+        assert_ok,
+        background,
+        delete_broker_queue,
+        is_server_command,
+        run,
+        scratch_broker_settings,
+        scratch_database,
+        serve,
+    )
+
+    database_server = os.environ.get(DATABASE_SERVER_VARIABLES["postgresql"])
+    broker_server = os.environ.get(BROKER_SERVER_VARIABLES["redis"])
+    if not database_server or not broker_server:
+        pytest.skip("set COPIER_BACKEND_POSTGRESQL_URL and COPIER_BACKEND_REDIS_URL to check it")
+    answers = {"framework": framework, "database": "postgresql", "auth": "jwt", "celery": False}
+    with scratch_database(database_server) as database_url:
+        project = generate(releases, tmp_path / "service", answers)
+        env_file = project / ".env"
+        env_file.write_text(f"DATABASE_URL={database_url}\n")
+        for command in ("uv sync", documented(project, "database schema")):
+            assert_ok(run(command, project), command)
+        server = next(c for c in documented_commands(project) if is_server_command(c))
+        with serve(server, project) as live, httpx.Client(base_url=live.base_url) as client:
+            old_user = {"email": "first@example.com", "password": "correct horse battery"}
+            assert client.post("/api/v1/auth/register", json=old_user).status_code == 201
+            headers = bearer(client, old_user)
+            item = client.post("/api/v1/items", json={"name": "kept"}, headers=headers)
+            assert item.status_code == 201, item.text
+        # The team's own migration, on top of the template's, applied and committed.
+        team_column(project, framework)
+        write = documented(project, "write a migration").replace("describe the change", "team")
+        for command in (write, documented(project, "database schema")):
+            assert_ok(run(command, project), command)
+        commit(project, "Team: a note on items")
+        migrations_before = migration_sources(project)
+
+        broker = scratch_broker_settings("redis", broker_server)
+        try:
+            run_update(
+                project,
+                data={"celery": True, "broker": "redis"},
+                vcs_ref=OLD,
+                overwrite=True,
+                unsafe=True,
+                defaults=True,
+                skip_tasks=True,
+                quiet=True,
+            )
+            assert conflict_files(project) == []
+            # Nothing the database has applied was rewritten, and nothing new is needed.
+            assert migration_sources(project) == migrations_before
+            env_file.write_text(
+                env_file.read_text() + "".join(f"{k}={v}\n" for k, v in broker.items())
+            )
+            for command in (
+                "uv lock",
+                "uv sync",
+                documented(project, "database schema"),
+                documented(project, "models and the migrations agree"),
+            ):
+                assert_ok(run(command, project), command)
+            with (
+                serve(server, project) as live,
+                httpx.Client(base_url=live.base_url) as client,
+                background(documented(project, "Celery worker"), project) as worker,
+            ):
+                headers = bearer(client, old_user)
+                listed = client.get("/api/v1/items", headers=headers).json()
+                assert [entry["name"] for entry in listed["items"]] == ["kept"]
+                worker.wait_for(" ready.")
+                new_user = {"email": "second@example.com", "password": "correct horse battery"}
+                assert client.post("/api/v1/auth/register", json=new_user).status_code == 201
+                worker.wait_for("second@example.com")
+                assert "email.sent" in worker.log()
+                assert "first@example.com" not in worker.log()
+        finally:
+            delete_broker_queue(project, broker)
+
+
+def documented_commands(project: Path) -> list[str]:
+    from .harness import documented_commands as commands
+
+    return commands((project / "README.md").read_text())
+
+
+def bearer(client: httpx.Client, user: dict[str, str]) -> dict[str, str]:
+    token = client.post(
+        "/api/v1/auth/token", data={"username": user["email"], "password": user["password"]}
+    )
+    assert token.status_code == 200, token.text
+    return {"Authorization": f"Bearer {token.json()['access_token']}"}
+
+
+def migration_sources(project: Path) -> dict[str, bytes]:
+    """Every migration file of the project (Alembic's versions/, Django apps' migrations/)."""
+    return {
+        path.relative_to(project).as_posix(): path.read_bytes()
+        for path in project.rglob("*.py")
+        if "migrations" in path.relative_to(project).parts
+        and ".venv" not in path.parts
+        and "__pycache__" not in path.parts
+    }
