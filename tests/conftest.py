@@ -1,5 +1,9 @@
+import fcntl
+import hashlib
+import json
 import os
 import re
+import shutil
 import subprocess
 import warnings
 from collections.abc import Callable, Iterator
@@ -34,15 +38,24 @@ from .harness import (
 FULL_VARIANTS: dict[str, dict[str, Any]] = variants()
 
 
-def one_per(*questions: str, where: Callable[[dict[str, Any]], bool] = lambda _: True) -> list[str]:
-    """The first full variant for each combination of these answers among the variants `where`
-    accepts: the costly checks (fuzzing, faults, a worker killed) run once per combination
-    that matters to them, not on every variant."""
-    chosen: dict[tuple[Any, ...], str] = {}
-    for name, answers in FULL_VARIANTS.items():
-        if where(answers):
-            chosen.setdefault(tuple(answers.get(question) for question in questions), name)
-    return list(chosen.values())
+def one_each(
+    *questions: str, where: Callable[[dict[str, Any]], bool] = lambda _: True
+) -> list[str]:
+    """Few full variants among those `where` accepts that, together, hold every value of each
+    of these questions (each framework once and each broker once, say): for checks whose cost
+    is per variant and whose code does not differ by the combination."""
+    candidates = {name: answers for name, answers in FULL_VARIANTS.items() if where(answers)}
+
+    def values(answers: dict[str, Any]) -> set[tuple[str, Any]]:
+        return {(question, answers.get(question)) for question in questions}
+
+    missing = set().union(*(values(answers) for answers in candidates.values()))
+    chosen: list[str] = []
+    while missing:
+        name = max(candidates, key=lambda name: len(values(candidates[name]) & missing))
+        chosen.append(name)
+        missing -= values(candidates.pop(name))
+    return chosen
 
 
 def has_users(answers: dict[str, Any]) -> bool:
@@ -88,14 +101,24 @@ SHARED_FIXTURE_TESTS = {
 }
 
 
+# Modules whose tests share a module-scoped fixture per parameter (a rendered combination).
+RENDER_MATRIX_MODULES = {"tests/test_docker_ci.py", "tests/test_security.py"}
+
+
 def shared_fixture_group(node_id: str) -> str | None:
     """The group of tests that must run on one worker, which builds their fixture once: every
-    test of a full variant (its project is rendered, locked, synced and migrated once), and the
-    tests in SHARED_FIXTURE_TESTS. None for a test that can run anywhere."""
+    test of a full variant (its project is rendered, locked, synced and migrated once), the
+    tests in SHARED_FIXTURE_TESTS, and in RENDER_MATRIX_MODULES the tests of one rendered
+    combination. None for a test that can run anywhere."""
     if match := VARIANT_IN_NODE_ID.search(node_id):
         return f"variant {match['variant']}"
-    function = node_id.split("[", 1)[0]
-    return function if function in SHARED_FIXTURE_TESTS else None
+    function, _, parameters = node_id.partition("[")
+    if function in SHARED_FIXTURE_TESTS:
+        return function
+    module = function.split("::", 1)[0]
+    if module in RENDER_MATRIX_MODULES and parameters:
+        return f"{module}[{parameters}"
+    return None
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -149,6 +172,31 @@ class GeneratedProject:
             if path.exists():
                 seen.update(dict.fromkeys(documented_commands(path.read_text())))
         return list(seen)
+
+
+@pytest.fixture(scope="session")
+def shared_render(tmp_path_factory: pytest.TempPathFactory) -> Callable[[dict[str, Any]], Path]:
+    """Render an answer set once for the whole run, whichever worker asks first: the render
+    matrix and the agent-file checks read the same projects. The projects are read, never
+    changed (tests that write into a project render their own)."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # shared by the workers of this run
+    cache = root / "shared-renders"
+    cache.mkdir(exist_ok=True)
+
+    def rendered(answers: dict[str, Any]) -> Path:
+        key = hashlib.sha256(json.dumps(answers, sort_keys=True).encode()).hexdigest()[:16]
+        folder = cache / key
+        with (cache / f"{key}.lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not (folder / "rendered").exists():
+                shutil.rmtree(folder, ignore_errors=True)
+                render(folder / "my-service", answers)
+                (folder / "rendered").touch()
+        return folder / "my-service"
+
+    return rendered
 
 
 def run_retrying_a_crash(command: str, cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -27,6 +28,7 @@ from jinja2.sandbox import SandboxedEnvironment
 # The working tree of the template rendered in-process (as `copier copy --defaults -d`), and a
 # free loopback port: shared with the benchmarks.
 from bench.common import free_port as free_port
+from bench.common import project_env as project_env
 from bench.common import render as render
 
 TEMPLATE_ROOT = Path(__file__).resolve().parents[1]
@@ -61,8 +63,16 @@ BROKER_SERVER_VARIABLES = {
 }
 
 
+@cache
+def _copier_config_text() -> str:
+    return COPIER_YML.read_text()
+
+
 def copier_config() -> dict[str, Any]:
-    return yaml.safe_load(COPIER_YML.read_text())
+    """copier.yml (the file read once per process, parsed with libyaml where it is built in)."""
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    config: dict[str, Any] = yaml.load(_copier_config_text(), Loader=loader)
+    return config
 
 
 def questions() -> dict[str, dict[str, Any]]:
@@ -90,16 +100,6 @@ def choice_values(spec: dict[str, Any]) -> list[Any]:
     choices = spec.get("choices") or {}
     values = choices.values() if isinstance(choices, dict) else choices
     return [value["value"] if isinstance(value, dict) else value for value in values]
-
-
-def project_env(**extra: str) -> dict[str, str]:
-    """The environment a user's shell would have inside the generated project."""
-    env = {key: value for key, value in os.environ.items() if key != "VIRTUAL_ENV"}
-    for key in ("DATABASE_URL", "SECRET_KEY", "ENVIRONMENT", "PYTEST_ADDOPTS"):
-        env.pop(key, None)
-    env["UV_NO_PROGRESS"] = "1"
-    env.update(extra)
-    return env
 
 
 def run(

@@ -51,9 +51,9 @@ AGENT_FILES = sorted(set().union(*AGENT_FILES_BY_CHOICE.values()))
 
 
 @pytest.fixture(scope="module", params=MATRIX, ids=matrix_id)
-def rendered(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+def rendered(request: pytest.FixtureRequest, shared_render):
     answers = request.param
-    return answers, render(tmp_path_factory.mktemp("agents") / "my-service", answers)
+    return answers, shared_render(answers)
 
 
 @cache

@@ -14,7 +14,7 @@ from .conftest import (
     has_users,
     on_broker_server,
     on_variants,
-    one_per,
+    one_each,
 )
 from .harness import (
     BROKER_SERVER_VARIABLES,
@@ -27,15 +27,15 @@ from .harness import (
 )
 from .smtp import smtp_server
 
-# One variant of each framework on each broker (beat and the worker), with users where the
-# covering set has them (registering one queues the welcome email), and those on a broker server
-# for the worker killed mid-task.
-EACH_BROKER_VARIANTS = one_per("framework", "broker", where=lambda answers: answers["celery"])
-WELCOME_EMAIL_VARIANTS = one_per(
-    "framework", "broker", where=lambda answers: answers["celery"] and has_users(answers)
+# Beat and the worker on each framework and each broker (a few variants hold them all), the
+# welcome email through a real worker on each framework, and a worker killed mid-task on each
+# broker server.
+EACH_BROKER_VARIANTS = one_each("framework", "broker", where=lambda answers: answers["celery"])
+WELCOME_EMAIL_VARIANTS = one_each(
+    "framework", where=lambda answers: answers["celery"] and has_users(answers)
 )
-BROKER_SERVER_VARIANTS = one_per(
-    "framework", "broker", where=lambda answers: on_broker_server(answers) and has_users(answers)
+BROKER_SERVER_VARIANTS = one_each(
+    "broker", where=lambda answers: on_broker_server(answers) and has_users(answers)
 )
 
 on_each_variant = on_variants(EACH_BROKER_VARIANTS)

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 import httpx
 import pytest
 
-from .conftest import GeneratedProject, has_users, on_broker_server, on_variants, one_per
+from .conftest import GeneratedProject, has_users, on_broker_server, on_variants, one_each
 from .harness import (
     OutageProxy,
     RunningServer,
@@ -26,13 +26,13 @@ from .harness import (
     serve,
 )
 
-# One variant of each framework on each database server, and on each broker server with users
-# (whose registration queues the welcome email).
-DATABASE_SERVER_VARIANTS = one_per(
+# Each framework and each database server (a few variants hold them all), and each broker server
+# with users (whose registration queues the welcome email).
+DATABASE_SERVER_VARIANTS = one_each(
     "framework", "database", where=lambda answers: answers["database"] != "sqlite"
 )
-BROKER_SERVER_VARIANTS = one_per(
-    "framework", "broker", where=lambda answers: on_broker_server(answers) and has_users(answers)
+BROKER_SERVER_VARIANTS = one_each(
+    "broker", where=lambda answers: on_broker_server(answers) and has_users(answers)
 )
 
 # Every answer during an outage comes within this: a stopped server refuses connections at once,

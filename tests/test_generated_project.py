@@ -5,7 +5,7 @@ from pathlib import Path
 
 import yaml
 
-from .conftest import GeneratedProject
+from .conftest import GeneratedProject, on_variants, one_each
 from .harness import answer_refusal, assert_ok, is_one_shot_command, run
 
 
@@ -55,9 +55,13 @@ def test_every_documented_command_works(generated: GeneratedProject) -> None:
         migration.unlink()
 
 
+@on_variants(
+    one_each("framework", "database", where=lambda answers: answers["database"] != "sqlite")
+)
 def test_the_tests_need_no_database_url(generated: GeneratedProject) -> None:
     """With DATABASE_URL unset (environment and .env) the project's tests run on SQLite, even in
-    a project made for a server; the Django flavour's settings test checks the vendor."""
+    a project made for a server (each framework and server once; a SQLite project's .env sets
+    none anyway); the Django flavour's settings test checks the vendor."""
     env_file = generated.path / ".env"
     aside = generated.path.parent / "env.aside"
     if env_file.exists():

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from .conftest import DOCUMENTED_FILES
-from .harness import copier_config, leftover_jinja, render
+from .harness import copier_config, leftover_jinja
 
 FRAMEWORKS = ["fastapi", "flask", "django"]
 AUTH = ["jwt", "none"]
@@ -91,9 +91,9 @@ def matrix_id(answers: dict[str, object]) -> str:
 
 
 @pytest.fixture(scope="module", params=MATRIX, ids=matrix_id)
-def rendered(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+def rendered(request: pytest.FixtureRequest, shared_render):
     answers = request.param
-    return answers, render(tmp_path_factory.mktemp("render") / "my-service", answers)
+    return answers, shared_render(answers)
 
 
 def files(project: Path) -> set[str]:
@@ -102,7 +102,12 @@ def files(project: Path) -> set[str]:
 
 def ruff(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "ruff", *args], cwd=cwd, capture_output=True, text=True, check=False
+        # No .ruff_cache: the projects are shared with other tests, read-only.
+        [sys.executable, "-m", "ruff", *args, "--no-cache"],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=False,
     )
 
 

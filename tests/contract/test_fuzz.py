@@ -32,8 +32,8 @@ def fuzzed_variants() -> list[str]:
 
 
 FUZZED = fuzzed_variants()
-EXAMPLES_PER_OPERATION = 30
-MINIMUM_CASES = 300
+EXAMPLES_PER_OPERATION = 20
+MINIMUM_CASES = 200
 
 
 def bearer_headers(base_url: str) -> list[str]:
