@@ -715,3 +715,22 @@ def migration_sources(project: Path) -> dict[str, bytes]:
         and ".venv" not in path.parts
         and "__pycache__" not in path.parts
     }
+
+
+def test_no_answer_an_update_may_change_changes_a_migration(shared_render) -> None:
+    """The migrations a project renders depend on its framework and auth only, the answers an
+    update refuses to change: across the fully run variants (every value of every other answer
+    with each framework), those of one framework and auth are the same files, byte for byte."""
+    from .conftest import FULL_VARIANTS
+
+    groups: dict[tuple[str, str], list[tuple[str, dict[str, bytes]]]] = {}
+    for name, answers in FULL_VARIANTS.items():
+        key = (answers["framework"], answers["auth"])
+        groups.setdefault(key, []).append((name, migration_sources(shared_render(answers))))
+    for key, members in groups.items():
+        first_name, first = members[0]
+        assert first, f"{first_name} renders no migration"
+        for name, sources in members[1:]:
+            assert sources == first, f"{name} and {first_name} ({key}) render other migrations"
+    # Each framework and auth is compared across several variants (celery on and off among them).
+    assert all(len(members) >= 2 for members in groups.values()), groups.keys()
