@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -883,17 +884,16 @@ def bash(script: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.fixture(scope="module")
-def generated_from_a_release(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    root = tmp_path_factory.mktemp("release")
-    template = released_template(root / "template")
-    project = root / "service"
+def project_from_a_release(root: Path, answers: dict[str, Any]) -> tuple[Path, Path]:
+    """A released template (tag 1.0.0) and a committed project generated from it."""
     from copier import run_copy
 
+    template = released_template(root / "template")
+    project = root / "service"
     run_copy(
         str(template),
         project,
-        data={"agent_files": ["agents_md"]},
+        data={"agent_files": ["agents_md"], **answers},
         defaults=True,
         unsafe=True,
         skip_tasks=True,
@@ -906,6 +906,19 @@ def generated_from_a_release(tmp_path_factory: pytest.TempPathFactory) -> tuple[
     return template, project
 
 
+def cut_release(template: Path, version: str, name: str, change: Callable[[str], str]) -> None:
+    """A new release of the template that changes one of its files."""
+    path = template / "template" / name
+    path.write_text(change(path.read_text()))
+    git("commit", "--quiet", "--all", "--message", f"Release {version}", cwd=template)
+    git("tag", version, cwd=template)
+
+
+@pytest.fixture(scope="module")
+def generated_from_a_release(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    return project_from_a_release(tmp_path_factory.mktemp("release"), {})
+
+
 def test_the_drift_check_fails_only_when_the_project_is_behind(
     generated_from_a_release: tuple[Path, Path],
 ) -> None:
@@ -913,10 +926,7 @@ def test_the_drift_check_fails_only_when_the_project_is_behind(
     script = workflow_step(project, "ci.yml", "template", "Check for a newer template release")
     current = bash(script, project)
     assert_ok(current, "the template job on an up-to-date project")
-    readme = template / "template" / "README.md.jinja"
-    readme.write_text(readme.read_text() + "\nA paragraph from release 1.1.0.\n")
-    git("commit", "--quiet", "--all", "--message", "Release 1.1.0", cwd=template)
-    git("tag", "1.1.0", cwd=template)
+    cut_release(template, "1.1.0", "README.md.jinja", lambda text: text + "\nFrom 1.1.0.\n")
     behind = bash(script, project)
     assert behind.returncode == 2, behind.stdout + behind.stderr
     assert "::error::This project is behind its template" in behind.stdout
@@ -963,32 +973,13 @@ def test_the_gitlab_drift_check_and_template_update_jobs(tmp_path: Path) -> None
     and run in the project (all but the push, which needs GitLab): up to date passes, behind
     fails with its message, the update is committed on its branch without conflict markers, and
     a team edit that conflicts makes it refuse, naming the file."""
-    from copier import run_copy
-
-    template = released_template(tmp_path / "template")
-    project = tmp_path / "service"
-    run_copy(
-        str(template),
-        project,
-        data={"ci": "gitlab", "agent_files": ["agents_md"]},
-        defaults=True,
-        unsafe=True,
-        skip_tasks=True,
-        quiet=True,
-        vcs_ref="1.0.0",
-    )
-    git("init", "--quiet", "--initial-branch=main", cwd=project)
-    git("add", "--all", cwd=project)
-    git("commit", "--quiet", "--message", "Start", cwd=project)
+    template, project = project_from_a_release(tmp_path, {"ci": "gitlab"})
     check = gitlab_script(project, "template")
     update = gitlab_script(project, "template-update", leave_out="git push")
     assert_ok(bash(check, project), "the template job on an up-to-date project")
 
     # Release 1.1.0 adds a line to .gitignore: behind, then a clean update on its own branch.
-    ignore = template / "template" / ".gitignore"
-    ignore.write_text(ignore.read_text() + "# added in release 1.1.0\n")
-    git("commit", "--quiet", "--all", "--message", "Release 1.1.0", cwd=template)
-    git("tag", "1.1.0", cwd=template)
+    cut_release(template, "1.1.0", ".gitignore", lambda text: text + "# added in release 1.1.0\n")
     behind = bash(check, project)
     assert behind.returncode == 2, behind.stdout + behind.stderr
     assert "This project is behind its template" in behind.stdout
@@ -1006,10 +997,12 @@ def test_the_gitlab_drift_check_and_template_update_jobs(tmp_path: Path) -> None
     assert_ok(bash(check, project), "the template job once the update is merged")
 
     # Release 1.2.0 changes a README line the team has changed too: the job refuses.
-    readme = template / "template" / "README.md.jinja"
-    readme.write_text(readme.read_text().replace("## Configuration", "## Settings", 1))
-    git("commit", "--quiet", "--all", "--message", "Release 1.2.0", cwd=template)
-    git("tag", "1.2.0", cwd=template)
+    cut_release(
+        template,
+        "1.2.0",
+        "README.md.jinja",
+        lambda text: text.replace("## Configuration", "## Settings", 1),
+    )
     local = project / "README.md"
     local.write_text(local.read_text().replace("## Configuration", "## Our configuration", 1))
     git("commit", "--quiet", "--all", "--message", "Local change", cwd=project)

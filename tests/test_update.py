@@ -178,11 +178,11 @@ def commit(project: Path, message: str) -> None:
     git(project, "commit", "--quiet", "--no-verify", "-m", message)
 
 
-def update(project: Path, answers: dict[str, Any] | None = None) -> None:
+def update(project: Path, answers: dict[str, Any] | None = None, vcs_ref: str = NEW) -> None:
     run_update(
         project,
         data=answers or {},
-        vcs_ref=NEW,
+        vcs_ref=vcs_ref,
         overwrite=True,
         unsafe=True,
         defaults=True,
@@ -651,16 +651,7 @@ def test_turning_celery_on_keeps_a_deployed_postgresql_database_and_its_history(
 
         broker = scratch_broker_settings("redis", broker_server)
         try:
-            run_update(
-                project,
-                data={"celery": True, "broker": "redis"},
-                vcs_ref=OLD,
-                overwrite=True,
-                unsafe=True,
-                defaults=True,
-                skip_tasks=True,
-                quiet=True,
-            )
+            update(project, {"celery": True, "broker": "redis"}, vcs_ref=OLD)
             assert conflict_files(project) == []
             # Nothing the database has applied was rewritten, and nothing new is needed.
             assert migration_sources(project) == migrations_before
