@@ -26,9 +26,8 @@ from functools import cache, cached_property
 from typing import Any
 
 from jinja2 import meta
-from jinja2.sandbox import SandboxedEnvironment
 
-from .harness import choice_values, questions
+from .harness import COPIER_JINJA, choice_values, questions
 
 # A question that is not asked has no value in a row.
 NOT_ASKED = None
@@ -48,14 +47,10 @@ Value = Any
 Item = tuple[str, Value]
 Combination = tuple[Item, ...]
 
-ENVIRONMENT = SandboxedEnvironment(
-    extensions=["jinja2_ansible_filters.AnsibleCoreFiltersExtension"]
-)
-
 
 @cache
 def _template(source: str) -> Any:
-    return ENVIRONMENT.from_string(source)
+    return COPIER_JINJA.from_string(source)
 
 
 @dataclass(frozen=True)
@@ -126,7 +121,7 @@ class Questionnaire:
             for kind in ("when", "validator"):
                 source = self.specs[question].get(kind)
                 if isinstance(source, str) and "{" in source:
-                    reads = meta.find_undeclared_variables(ENVIRONMENT.parse(source)) | {question}
+                    reads = meta.find_undeclared_variables(COPIER_JINJA.parse(source)) | {question}
                     names = [
                         name for read in sorted(reads) for name in self.by_question.get(read, [])
                     ]

@@ -68,6 +68,12 @@ def _copier_config_text() -> str:
     return COPIER_YML.read_text()
 
 
+# A Jinja environment with the filters Copier's own has, for copier.yml's validators and `when`s.
+COPIER_JINJA = SandboxedEnvironment(
+    extensions=["jinja2_ansible_filters.AnsibleCoreFiltersExtension"]
+)
+
+
 def copier_config() -> dict[str, Any]:
     """copier.yml (the file read once per process, parsed with libyaml where it is built in)."""
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -88,10 +94,7 @@ def answer_refusal(question: str, answer: Any) -> str:
     """The message a question's validator gives for an answer ('' when it accepts it), rendered
     with the filters Copier's own Jinja environment has."""
     validator = copier_config()[question]["validator"]
-    environment = SandboxedEnvironment(
-        extensions=["jinja2_ansible_filters.AnsibleCoreFiltersExtension"]
-    )
-    return environment.from_string(validator).render({question: answer}).strip()
+    return COPIER_JINJA.from_string(validator).render({question: answer}).strip()
 
 
 def choice_values(spec: dict[str, Any]) -> list[Any]:
@@ -234,6 +237,15 @@ def _stop(process: subprocess.Popen[str]) -> None:
 
 
 LEFTOVER_JINJA = re.compile(r"(?<!\$)\{\{|\{%|\{#|%\}|#\}")
+
+
+def migration_files(project: Path) -> set[Path]:
+    """Every file in a migrations folder (Alembic's versions/ or a Django app's migrations/)."""
+    return {
+        path
+        for path in project.rglob("*.py")
+        if "migrations" in path.relative_to(project).parts and ".venv" not in path.parts
+    }
 
 
 def leftover_jinja(project: Path) -> list[str]:

@@ -6,7 +6,7 @@ from pathlib import Path
 import yaml
 
 from .conftest import GeneratedProject, on_variants, one_each
-from .harness import answer_refusal, assert_ok, is_one_shot_command, run
+from .harness import answer_refusal, assert_ok, is_one_shot_command, migration_files, run
 
 
 def test_post_copy_made_a_repository_with_a_lock_file(generated: GeneratedProject) -> None:
@@ -18,15 +18,6 @@ def test_post_copy_made_a_repository_with_a_lock_file(generated: GeneratedProjec
     assert ".copier-answers.yml" in tracked
     # Migrating created app.db, which .gitignore keeps out of the repository.
     assert run("git status --porcelain", generated.path).stdout == ""
-
-
-def migration_files(project: Path) -> set[Path]:
-    """Every file in a migrations folder (Alembic's versions/ or a Django app's migrations/)."""
-    return {
-        path
-        for path in project.rglob("*.py")
-        if "migrations" in path.relative_to(project).parts and ".venv" not in path.parts
-    }
 
 
 def test_every_documented_command_works(generated: GeneratedProject) -> None:

@@ -28,7 +28,25 @@ import yaml
 from copier import run_copy, run_update
 from packaging.version import Version
 
-from .harness import TEMPLATE_ROOT, copier_config, render
+from .conftest import FULL_VARIANTS
+from .harness import (
+    BROKER_SERVER_VARIABLES,
+    DATABASE_SERVER_VARIABLES,
+    TEMPLATE_ROOT,
+    assert_ok,
+    background,
+    copier_config,
+    delete_broker_queue,
+    documented_command,
+    documented_commands,
+    is_server_command,
+    migration_files,
+    render,
+    run,
+    scratch_broker_settings,
+    scratch_database,
+    serve,
+)
 
 OLD, NEW = "1.0.0", "1.1.0"
 CONFLICT_START, CONFLICT_END = "<<<<<<< before updating", ">>>>>>> after updating"
@@ -582,8 +600,6 @@ def test_every_release_tag_and_rename_has_a_changelog_section(
 
 
 def documented(project: Path, purpose: str) -> str:
-    from .harness import documented_command
-
     return documented_command((project / "README.md").read_text(), purpose)
 
 
@@ -610,19 +626,6 @@ def test_turning_celery_on_keeps_a_deployed_postgresql_database_and_its_history(
     with celery=true: no migration is rewritten, the documented migration command applies on
     top, the old user and item are there, and a new registration's welcome email is sent by the
     documented worker."""
-    from .harness import (
-        BROKER_SERVER_VARIABLES,
-        DATABASE_SERVER_VARIABLES,
-        assert_ok,
-        background,
-        delete_broker_queue,
-        is_server_command,
-        run,
-        scratch_broker_settings,
-        scratch_database,
-        serve,
-    )
-
     database_server = os.environ.get(DATABASE_SERVER_VARIABLES["postgresql"])
     broker_server = os.environ.get(BROKER_SERVER_VARIABLES["redis"])
     if not database_server or not broker_server:
@@ -634,7 +637,8 @@ def test_turning_celery_on_keeps_a_deployed_postgresql_database_and_its_history(
         env_file.write_text(f"DATABASE_URL={database_url}\n")
         for command in ("uv sync", documented(project, "database schema")):
             assert_ok(run(command, project), command)
-        server = next(c for c in documented_commands(project) if is_server_command(c))
+        readme = (project / "README.md").read_text()
+        server = next(c for c in documented_commands(readme) if is_server_command(c))
         with serve(server, project) as live, httpx.Client(base_url=live.base_url) as client:
             old_user = {"email": "first@example.com", "password": "correct horse battery"}
             assert client.post("/api/v1/auth/register", json=old_user).status_code == 201
@@ -683,12 +687,6 @@ def test_turning_celery_on_keeps_a_deployed_postgresql_database_and_its_history(
             delete_broker_queue(project, broker)
 
 
-def documented_commands(project: Path) -> list[str]:
-    from .harness import documented_commands as commands
-
-    return commands((project / "README.md").read_text())
-
-
 def bearer(client: httpx.Client, user: dict[str, str]) -> dict[str, str]:
     token = client.post(
         "/api/v1/auth/token", data={"username": user["email"], "password": user["password"]}
@@ -698,13 +696,9 @@ def bearer(client: httpx.Client, user: dict[str, str]) -> dict[str, str]:
 
 
 def migration_sources(project: Path) -> dict[str, bytes]:
-    """Every migration file of the project (Alembic's versions/, Django apps' migrations/)."""
+    """Every migration file of the project, by path, with its bytes."""
     return {
-        path.relative_to(project).as_posix(): path.read_bytes()
-        for path in project.rglob("*.py")
-        if "migrations" in path.relative_to(project).parts
-        and ".venv" not in path.parts
-        and "__pycache__" not in path.parts
+        path.relative_to(project).as_posix(): path.read_bytes() for path in migration_files(project)
     }
 
 
@@ -712,8 +706,6 @@ def test_no_answer_an_update_may_change_changes_a_migration(shared_render) -> No
     """The migrations a project renders depend on its framework and auth only, the answers an
     update refuses to change: across the fully run variants (every value of every other answer
     with each framework), those of one framework and auth are the same files, byte for byte."""
-    from .conftest import FULL_VARIANTS
-
     groups: dict[tuple[str, str], list[tuple[str, dict[str, bytes]]]] = {}
     for name, answers in FULL_VARIANTS.items():
         key = (answers["framework"], answers["auth"])
