@@ -86,12 +86,19 @@ def assert_unavailable(response: httpx.Response, *, checks: dict[str, str]) -> N
     assert body["detail"] == f"Failing checks: {', '.join(failing)}."
 
 
+def assert_degraded(response: httpx.Response, *, checks: dict[str, str]) -> None:
+    """Readiness while a dependency the service can do without is out: 200, naming it."""
+    assert response.status_code == 200, response.text
+    assert response.json() == {"status": "degraded", "checks": checks}
+
+
 def wait_until_ready(client: httpx.Client, server: RunningServer) -> None:
-    """Readiness is 200 again, from the same process (no restart), within RECOVERY_SECONDS."""
+    """Readiness is 200 "ok" again, from the same process (no restart), within
+    RECOVERY_SECONDS."""
     started = time.monotonic()
     while True:
         response = answer(client, "GET", "/health/ready")
-        if response.status_code == 200:
+        if response.status_code == 200 and response.json()["status"] == "ok":
             return
         assert server.process.poll() is None, server.log()[-6000:]
         assert time.monotonic() - started < RECOVERY_SECONDS, (
@@ -102,11 +109,14 @@ def wait_until_ready(client: httpx.Client, server: RunningServer) -> None:
 
 
 def assert_a_hang_is_reported(
-    proxy: OutageProxy, client: httpx.Client, server: RunningServer, checks: dict[str, str]
+    proxy: OutageProxy,
+    client: httpx.Client,
+    server: RunningServer,
+    reported: Callable[[httpx.Response], None],
 ) -> None:
     """The server hangs: readiness still answers, on its own time, and recovers after."""
     proxy.freeze()
-    assert_unavailable(answer(client, "GET", "/health/ready"), checks=checks)
+    reported(answer(client, "GET", "/health/ready"))
     assert answer(client, "GET", "/health/live").json() == {"status": "ok"}
     proxy.start()
     wait_until_ready(client, server)
@@ -182,7 +192,9 @@ def test_a_database_outage_is_reported_and_recovered_from_without_a_restart(
         wait_until_ready(client, server)
         assert_writes(generated, client)
 
-        assert_a_hang_is_reported(proxy, client, server, checks=database_down)
+        assert_a_hang_is_reported(
+            proxy, client, server, lambda ready: assert_unavailable(ready, checks=database_down)
+        )
         assert_writes(generated, client)
 
         assert server.process.poll() is None, server.log()[-6000:]
@@ -192,7 +204,7 @@ def test_a_database_outage_is_reported_and_recovered_from_without_a_restart(
 
 
 @on_broker_servers
-def test_a_broker_outage_is_reported_and_registration_goes_on(
+def test_a_broker_outage_leaves_readiness_degraded_and_registration_goes_on(
     generated: GeneratedProject,
 ) -> None:
     broker_url = local_setting(generated.path, "CELERY_BROKER_URL")
@@ -215,7 +227,8 @@ def test_a_broker_outage_is_reported_and_registration_goes_on(
             assert register(client, unique_email()).status_code == 201
 
             proxy.stop()
-            assert_unavailable(answer(client, "GET", "/health/ready"), checks=BROKER_DOWN)
+            # The service serves without its broker: it stays in the load balancer.
+            assert_degraded(answer(client, "GET", "/health/ready"), checks=BROKER_DOWN)
             assert answer(client, "GET", "/health/live").json() == {"status": "ok"}
             # The user is committed before the email is queued: the registration stands, and
             # the service logs the email it could not queue (housekeeping queues it later).
@@ -230,7 +243,9 @@ def test_a_broker_outage_is_reported_and_registration_goes_on(
             # Queued this time: no new failure.
             assert server.log().count("welcome_email.enqueue_failed") == failed, server.log()
 
-            assert_a_hang_is_reported(proxy, client, server, checks=BROKER_DOWN)
+            assert_a_hang_is_reported(
+                proxy, client, server, lambda ready: assert_degraded(ready, checks=BROKER_DOWN)
+            )
             assert server.process.poll() is None, server.log()[-6000:]
     finally:
         delete_broker_queue(

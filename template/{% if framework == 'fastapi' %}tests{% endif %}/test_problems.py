@@ -28,11 +28,15 @@ async def test_unexpected_error_is_a_500_problem_without_internals(app: FastAPI)
     async def boom() -> None:
         raise RuntimeError("secret internal detail")
 
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    # The error does not escape the app (the server would log it a second time), and the 500
+    # passes through every middleware, like any other answer.
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=True)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-        response = await client.get("/boom")
+        response = await client.get("/boom", headers={"X-Request-ID": "boom-1"})
     assert response.status_code == 500
     assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["x-request-id"] == "boom-1"
+    assert response.headers["x-content-type-options"] == "nosniff"
     body = response.json()
     assert body["status"] == 500
     assert "secret internal detail" not in response.text

@@ -28,9 +28,12 @@ def test_unexpected_error_is_a_500_problem_without_internals(app: APIFlask) -> N
     def boom() -> str:
         raise RuntimeError("secret internal detail")
 
-    response = app.test_client().get("/boom")
+    response = app.test_client().get("/boom", headers={"X-Request-ID": "boom-1"})
     assert response.status_code == 500
     assert response.headers["content-type"] == "application/problem+json"
+    # Like any other answer: the request id and the security headers.
+    assert response.headers["x-request-id"] == "boom-1"
+    assert response.headers["x-content-type-options"] == "nosniff"
     body = response.get_json()
     assert body["status"] == 500
     assert "secret internal detail" not in response.text
