@@ -120,7 +120,7 @@ def test_token_expiry_follows_settings(client: Client) -> None:
     assert timedelta(seconds=claims["exp"] - claims["iat"]) == timedelta(minutes=5)
 
 
-def test_login_is_rate_limited_per_account(client: Client) -> None:
+def test_login_is_rate_limited_per_client_address(client: Client) -> None:
     client.post(REGISTER, {"email": "g@example.com", "password": "long enough"}, content_type=JSON)
     for _ in range(10):
         response = client.post(TOKEN, {"username": "g@example.com", "password": "bad"})
@@ -129,3 +129,8 @@ def test_login_is_rate_limited_per_account(client: Client) -> None:
     assert response.status_code == 429
     assert int(response["Retry-After"]) > 0
     assert response["Content-Type"] == "application/problem+json"
+    # The account owner, from another address, is not locked out by those failures.
+    response = client.post(
+        TOKEN, {"username": "g@example.com", "password": "long enough"}, REMOTE_ADDR="192.0.2.10"
+    )
+    assert response.status_code == 200, response.content

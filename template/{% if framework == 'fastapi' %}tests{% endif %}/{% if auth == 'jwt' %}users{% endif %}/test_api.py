@@ -113,7 +113,9 @@ async def test_token_expiry_follows_settings(app: FastAPI, client: httpx.AsyncCl
     assert timedelta(seconds=claims["exp"] - claims["iat"]) == timedelta(minutes=5)
 
 
-async def test_login_is_rate_limited_per_account(client: httpx.AsyncClient) -> None:
+async def test_login_is_rate_limited_per_client_address(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
     await client.post(REGISTER, json={"email": "g@example.com", "password": "long enough"})
     for _ in range(10):
         response = await client.post(TOKEN, data={"username": "g@example.com", "password": "bad"})
@@ -124,3 +126,10 @@ async def test_login_is_rate_limited_per_account(client: httpx.AsyncClient) -> N
     assert response.status_code == 429
     assert int(response.headers["retry-after"]) > 0
     assert response.headers["content-type"] == "application/problem+json"
+    # The account owner, from another address, is not locked out by those failures.
+    transport = httpx.ASGITransport(app=app, client=("192.0.2.10", 50000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as owner:
+        response = await owner.post(
+            TOKEN, data={"username": "g@example.com", "password": "long enough"}
+        )
+    assert response.status_code == 200, response.text

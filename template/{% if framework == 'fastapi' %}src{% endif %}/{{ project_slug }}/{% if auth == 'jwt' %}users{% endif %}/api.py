@@ -9,7 +9,6 @@ from ..errors import AuthenticationError, RateLimitedError
 from ..problems import problem_responses
 from ..security import create_access_token
 from .schemas import AccessToken, UserRead, UserRegister
-from .selectors import normalize_email
 from .services import user_authenticate, user_register
 
 auth_router = APIRouter(prefix="/auth", tags=["auth"])
@@ -39,16 +38,16 @@ async def token(
     settings: SettingsDep,
     throttle: LoginThrottleDep,
 ) -> AccessToken:
-    client = request.client.host if request.client else "unknown"
-    keys = (f"address:{client}", f"account:{normalize_email(form.username)}")
-    if (wait := throttle.retry_after(*keys)) is not None:
+    # Failures count per client address (behind a proxy, the one TRUSTED_PROXIES lets it
+    # name), never per account: a stranger failing for someone's account must not lock them out.
+    key = f"address:{request.client.host if request.client else 'unknown'}"
+    if (wait := throttle.retry_after(key)) is not None:
         raise RateLimitedError("Too many failed logins; try again later.", retry_after=wait)
     try:
         user = await user_authenticate(session=session, email=form.username, password=form.password)
     except AuthenticationError:
-        throttle.record_failure(*keys)
+        throttle.record_failure(key)
         raise
-    throttle.reset(keys[1])
     expires_in = timedelta(minutes=settings.access_token_expire_minutes)
     access_token = create_access_token(
         subject=user.id, secret_key=settings.signing_key, expires_in=expires_in

@@ -12,7 +12,7 @@ from ..security import InvalidTokenError, create_access_token, decode_access_tok
 from ..settings import current_settings
 from .models import User
 from .schemas import AccessToken, LoginForm, UserRead, UserRegister
-from .selectors import normalize_email, user_get
+from .selectors import user_get
 from .services import user_authenticate, user_register
 
 # The OpenAPI security scheme of routes that need a bearer token (see create_app).
@@ -71,18 +71,16 @@ def register(payload: UserRegister) -> UserRead:
 @auth_bp.doc(responses={401: "Unauthorized", 429: "Too Many Requests"})
 def token(form: LoginForm) -> AccessToken:
     throttle = login_throttle()
-    keys = (
-        f"address:{request.remote_addr or 'unknown'}",
-        f"account:{normalize_email(form.username)}",
-    )
-    if (wait := throttle.retry_after(*keys)) is not None:
+    # Failures count per client address (behind a proxy, the one TRUSTED_PROXIES lets it
+    # name), never per account: a stranger failing for someone's account must not lock them out.
+    key = f"address:{request.remote_addr or 'unknown'}"
+    if (wait := throttle.retry_after(key)) is not None:
         raise RateLimitedError("Too many failed logins; try again later.", retry_after=wait)
     try:
         user = user_authenticate(session=get_session(), email=form.username, password=form.password)
     except AuthenticationError:
-        throttle.record_failure(*keys)
+        throttle.record_failure(key)
         raise
-    throttle.reset(keys[1])
     settings = current_settings()
     expires_in = timedelta(minutes=settings.access_token_expire_minutes)
     access_token = create_access_token(
