@@ -235,6 +235,10 @@ def generated(
             if not server:
                 pytest.skip(f"set {variable} to the URL of a {database} server to check it")
             database_url = stack.enter_context(scratch_database(server))
+            if database == "postgresql":
+                # As managed PostgreSQL hands it out: every flavour, its migrations and its
+                # tests take libpq's sslmode (`prefer` works with or without TLS here).
+                database_url += "?sslmode=prefer"
         broker_settings: dict[str, str] = {}
         if broker in BROKER_SERVER_VARIABLES:
             variable = BROKER_SERVER_VARIABLES[broker]

@@ -191,12 +191,16 @@ def serve(
     `env` is set in its environment, where it overrides the project's .env."""
     port = free_port()
     log_path = cwd.parent / f"server-{port}.log"  # outside the project: git status stays clean
+    # Failed logins counted afresh for each server: the default file in the temporary folder is
+    # shared by every project of the same name on this machine.
+    counts = cwd.parent / f"rate-limits-{port}.db"
+    own = {"RATE_LIMIT_STORAGE_URL": f"sqlite:///{counts}", **(env or {})}
     with log_path.open("w") as log:
         process = subprocess.Popen(
             on_port(command, port),
             shell=True,
             cwd=cwd,
-            env=project_env(**(env or {}), PORT=str(port), FLASK_RUN_PORT=str(port)),
+            env=project_env(**own, PORT=str(port), FLASK_RUN_PORT=str(port)),
             stdout=log,
             stderr=subprocess.STDOUT,
             text=True,
@@ -209,6 +213,8 @@ def serve(
     finally:
         _stop(process)
         log_path.unlink(missing_ok=True)
+        for path in counts.parent.glob(f"{counts.name}*"):  # the file, its WAL and index
+            path.unlink(missing_ok=True)
 
 
 def _wait_until_ready(server: RunningServer, path: str, timeout: float = 90) -> None:

@@ -1,13 +1,20 @@
-"""Each flavour's production server behind a real reverse proxy (nginx), trusted through
-TRUSTED_PROXIES: every client is told apart by its own address, and nobody can pass for another.
+"""Each flavour in production as a team runs it: two replicas of the Dockerfile's CMD, two worker
+processes each, one database, and a real reverse proxy (nginx) in front, trusted through
+TRUSTED_PROXIES. Failed logins count once whichever process answers, a parallel burst gets no
+more password checks than the limit, every client is told apart by its own address, nobody can
+pass for another, and a write on one replica is read on the other.
 
 Clients connect from their own loopback addresses (127.0.0.2, 127.0.0.3, ...), so the proxy sees
 each one's address, as it would on a network; the proxy connects to the service from 127.0.0.1.
+The login counts live where each case says: the default SQLite file the processes of the host
+share, or Redis (shared by replicas on any host).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import secrets
 import shutil
 import subprocess
 import tempfile
@@ -15,18 +22,22 @@ import textwrap
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 
 from bench import load
-from bench.common import free_port
+from bench.common import free_port, run
+
+from .harness import BROKER_SERVER_VARIABLES
 
 PROXY_ADDRESS = "127.0.0.1"
 # Few failures, so the test is quick; the window is the service's default minute.
 MAX_FAILURES = 3
+BURST = 12
 PASSWORD = "correct horse battery"
 NGINX_INSTALL_HINT = "install nginx (Debian: apt-get install nginx) to run the proxy tests"
 
@@ -39,14 +50,15 @@ def nginx_binary() -> str:
 
 
 @contextmanager
-def nginx(upstream_port: int) -> Iterator[str]:
-    """nginx in the foreground, passing every request to the service on loopback with the usual
-    proxy headers: X-Forwarded-For gets the client's address appended."""
+def nginx(upstream_ports: list[int]) -> Iterator[str]:
+    """nginx in the foreground, passing requests in turn to the servers on loopback with the
+    usual proxy headers: X-Forwarded-For gets the client's address appended."""
     binary = nginx_binary()
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="nginx-") as folder:
         prefix = Path(folder)
         config = prefix / "nginx.conf"
+        servers = " ".join(f"server {PROXY_ADDRESS}:{port};" for port in upstream_ports)
         config.write_text(
             textwrap.dedent(
                 f"""\
@@ -62,10 +74,11 @@ def nginx(upstream_port: int) -> Iterator[str]:
                     fastcgi_temp_path {prefix}/fastcgi;
                     uwsgi_temp_path {prefix}/uwsgi;
                     scgi_temp_path {prefix}/scgi;
+                    upstream service {{ {servers} }}
                     server {{
                         listen 127.0.0.1:{port};
                         location / {{
-                            proxy_pass http://{PROXY_ADDRESS}:{upstream_port};
+                            proxy_pass http://service;
                             proxy_set_header Host $host;
                             proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
                             proxy_set_header X-Forwarded-Proto $scheme;
@@ -110,57 +123,113 @@ def login(client: httpx.Client, email: str, password: str, **headers: str) -> in
     return client.post("/api/v1/auth/token", data=form, headers=headers).status_code
 
 
+# Each flavour with JWT auth; FastAPI with Redis (its Celery broker) holding the login counts.
+CASES = {
+    "fastapi": {"celery": True, "broker": "redis"},
+    "flask": {},
+    "django": {},
+}
+
+
+def redis_store() -> str:
+    """A Redis database of the local server, its login counts cleared first."""
+    server = os.environ.get(BROKER_SERVER_VARIABLES["redis"])
+    if not server:
+        pytest.skip(f"set {BROKER_SERVER_VARIABLES['redis']} to the URL of a Redis server")
+    return f"{server.rstrip('/')}/3"
+
+
 @pytest.mark.parametrize("framework", load.FRAMEWORKS)
-def test_behind_a_trusted_proxy_each_client_is_told_apart_and_none_can_pass_for_another(
+def test_two_replicas_of_two_workers_behind_a_trusted_proxy_count_logins_once(
     framework: str, tmp_path: Path
 ) -> None:
-    project = load.prepare_project(
-        tmp_path / "service", {"framework": framework, "auth": "jwt", "database": "sqlite"}
-    )
-    port = free_port()
-    env = load.production_env(framework, port, workers=1)
-    env.update(TRUSTED_PROXIES=PROXY_ADDRESS, LOGIN_MAX_FAILURES=str(MAX_FAILURES))
-    command = ["uv", "run", *project.server_command]
-    command += load.loopback_args(project.server_command, port)
-    with (
-        load.start_server(framework, command, project.path, env, port) as service,
-        nginx(port) as proxy,
-        client_from("127.0.0.2", proxy) as stranger,
-        client_from("127.0.0.3", proxy) as owner,
-        client_from("127.0.0.4", service.base_url) as direct,
-    ):
+    answers = {"framework": framework, "auth": "jwt", "database": "sqlite", **CASES[framework]}
+    project = load.prepare_project(tmp_path / "service", answers)
+    # The replicas share the store as processes of one host share the default file; a file of
+    # this test's own, so no other test's counts (same service name) are in it.
+    store = f"sqlite:///{tmp_path / 'rate-limits.db'}"
+    if answers.get("broker") == "redis":
+        store = redis_store()
+        clear = "import sys; from limits.storage import storage_from_string as s; "
+        clear += "s(sys.argv[1]).reset()"
+        run(["uv", "run", "--no-sync", "python", "-c", clear, store], project.path)
+    ports = [free_port(), free_port()]
+    secret_key = secrets.token_urlsafe(48)
+    with ExitStack() as stack:
+        replicas = []
+        for port in ports:
+            env = load.production_env(framework, port, workers=2)
+            # One deployment: the replicas share their secret (a token works on either).
+            env.update(
+                SECRET_KEY=secret_key,
+                TRUSTED_PROXIES=PROXY_ADDRESS,
+                LOGIN_MAX_FAILURES=str(MAX_FAILURES),
+            )
+            env["RATE_LIMIT_STORAGE_URL"] = store
+            command = ["uv", "run", *project.server_command]
+            command += load.loopback_args(project.server_command, port)
+            server = load.start_server(f"{framework}-{port}", command, project.path, env, port)
+            replicas.append(stack.enter_context(server))
+        proxy = stack.enter_context(nginx(ports))
+        stranger = stack.enter_context(client_from("127.0.0.2", proxy))
+        owner = stack.enter_context(client_from("127.0.0.3", proxy))
+        direct = stack.enter_context(client_from("127.0.0.4", replicas[1].base_url))
+
         email = f"owner-{uuid.uuid4().hex[:8]}@example.com"
         registered = owner.post(
             "/api/v1/auth/register", json={"email": email, "password": PASSWORD}
         )
         assert registered.status_code == 201, registered.text
 
-        # A stranger fails for the owner's account until the stranger's own address is refused.
-        assert [login(stranger, email, "wrong guess") for _ in range(MAX_FAILURES)] == [
-            401
-        ] * MAX_FAILURES
-        assert login(stranger, email, "wrong guess") == 429
+        # A stranger fails for the owner's account, the proxy handing each try to the next
+        # replica: the failures count once, in the one store, and the stranger is refused.
+        statuses = [login(stranger, email, "wrong guess") for _ in range(MAX_FAILURES + 1)]
+        assert statuses == [401] * MAX_FAILURES + [429], statuses
         # Naming someone else in X-Forwarded-For does not help: the proxy appends the real
         # address, and the service reads from the right.
         assert login(stranger, email, "wrong guess", **{"X-Forwarded-For": "127.0.0.9"}) == 429
         # The owner, another client of the same proxy, is not locked out.
         assert login(owner, email, PASSWORD) == 200
 
-        # Straight to the service, a peer that is not a trusted proxy names nobody: its failures
+        # Straight to a replica, a peer that is not a trusted proxy names nobody: its failures
         # are its own, whatever X-Forwarded-For says, and do not fall on the owner's address.
         pretending = {"X-Forwarded-For": "127.0.0.3"}
         statuses = [login(direct, email, "wrong guess", **pretending) for _ in range(MAX_FAILURES)]
-        assert statuses == [401] * MAX_FAILURES
+        assert statuses == [401] * MAX_FAILURES, statuses
         assert login(direct, email, "wrong guess", **pretending) == 429
         assert login(owner, email, PASSWORD) == 200
+
+        # A parallel burst of wrong passwords from one client, over both replicas and all four
+        # processes: no more are checked (401) than the limit, the rest are refused (429).
+        with (
+            client_from("127.0.0.5", proxy) as burst,
+            ThreadPoolExecutor(max_workers=BURST) as pool,
+        ):
+            statuses = list(pool.map(lambda _: login(burst, email, "wrong"), range(BURST)))
+        assert sorted(statuses) == [401] * MAX_FAILURES + [429] * (BURST - MAX_FAILURES)
+
+        # A write on one replica is read on the other.
+        form = {"username": email, "password": PASSWORD}
+        token = owner.post("/api/v1/auth/token", data=form).json()["access_token"]
+        headers = {"Authorization": f"Bearer {token}"}
+        with (
+            client_from("127.0.0.3", replicas[0].base_url) as first,
+            client_from("127.0.0.3", replicas[1].base_url) as second,
+        ):
+            created = first.post("/api/v1/items", json={"name": "Lamp"}, headers=headers)
+            assert created.status_code == 201, created.text
+            read = second.get(f"/api/v1/items/{created.json()['id']}", headers=headers)
+            assert read.status_code == 200, read.text
+            assert read.json()["name"] == "Lamp"
 
         # Each request's log line names its client: the proxy's word for it, or the peer.
         clients = {
             line["client"]
-            for line in logged_requests(service.log())
-            if line["path"].startswith("/api/")
+            for replica in replicas
+            for line in logged_requests(replica.log())
+            if line["path"].startswith("/api/v1/auth/")
         }
-        assert clients == {"127.0.0.2", "127.0.0.3", "127.0.0.4"}, clients
+        assert clients == {"127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"}, clients
 
 
 def logged_requests(log: str) -> list[dict[str, object]]:

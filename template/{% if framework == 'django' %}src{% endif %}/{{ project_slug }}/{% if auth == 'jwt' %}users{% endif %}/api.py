@@ -5,7 +5,6 @@ from django.http import HttpRequest
 from ninja import Form, Router, Status
 
 from ..auth import BearerAuth, current_user
-from ..errors import AuthenticationError, RateLimitedError
 from ..problems import problem_responses
 from ..rate_limit import login_throttle
 from ..security import create_access_token
@@ -29,16 +28,12 @@ def register(request: HttpRequest, payload: UserRegister) -> Status[User]:
 def token(request: HttpRequest, username: Form[str], password: Form[str]) -> AccessToken:
     """The OAuth2 password flow: a form with username (the email) and password."""
     throttle = login_throttle()
-    # Failures count per client address (behind a proxy, the one TRUSTED_PROXIES lets it
-    # name), never per account: a stranger failing for someone's account must not lock them out.
+    # Counted before the password is checked and given back when it is right (rate_limit.py):
+    # per client address (behind a proxy, the one TRUSTED_PROXIES lets it name), never per
+    # account, so a stranger failing for someone's account cannot lock them out.
     key = f"address:{request.META.get('REMOTE_ADDR', 'unknown')}"
-    if (wait := throttle.retry_after(key)) is not None:
-        raise RateLimitedError("Too many failed logins; try again later.", retry_after=wait)
-    try:
+    with throttle.attempt(key):
         user = user_authenticate(email=username, password=password)
-    except AuthenticationError:
-        throttle.record_failure(key)
-        raise
     expires_in = timedelta(minutes=settings.ACCESS_TOKEN_EXPIRE_MINUTES)
     access_token = create_access_token(
         subject=user.id, secret_key=settings.SECRET_KEY, expires_in=expires_in

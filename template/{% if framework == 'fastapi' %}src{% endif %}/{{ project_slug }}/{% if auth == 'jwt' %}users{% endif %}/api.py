@@ -5,7 +5,6 @@ from fastapi import APIRouter, Depends, Request, status
 from fastapi.security import OAuth2PasswordRequestForm
 
 from ..dependencies import CurrentUser, LoginThrottleDep, SessionDep, SettingsDep
-from ..errors import AuthenticationError, RateLimitedError
 from ..problems import problem_responses
 from ..security import create_access_token
 from .schemas import AccessToken, UserRead, UserRegister
@@ -38,16 +37,12 @@ async def token(
     settings: SettingsDep,
     throttle: LoginThrottleDep,
 ) -> AccessToken:
-    # Failures count per client address (behind a proxy, the one TRUSTED_PROXIES lets it
-    # name), never per account: a stranger failing for someone's account must not lock them out.
+    # Counted before the password is checked and given back when it is right (rate_limit.py):
+    # per client address (behind a proxy, the one TRUSTED_PROXIES lets it name), never per
+    # account, so a stranger failing for someone's account cannot lock them out.
     key = f"address:{request.client.host if request.client else 'unknown'}"
-    if (wait := throttle.retry_after(key)) is not None:
-        raise RateLimitedError("Too many failed logins; try again later.", retry_after=wait)
-    try:
+    async with throttle.attempt_async(key):
         user = await user_authenticate(session=session, email=form.username, password=form.password)
-    except AuthenticationError:
-        throttle.record_failure(key)
-        raise
     expires_in = timedelta(minutes=settings.access_token_expire_minutes)
     access_token = create_access_token(
         subject=user.id, secret_key=settings.signing_key, expires_in=expires_in

@@ -6,7 +6,7 @@ from apiflask import APIBlueprint
 from flask import current_app, g, request
 
 from ..database import get_session
-from ..errors import AuthenticationError, RateLimitedError
+from ..errors import AuthenticationError
 from ..rate_limit import LoginThrottle
 from ..security import InvalidTokenError, create_access_token, decode_access_token
 from ..settings import current_settings
@@ -71,16 +71,12 @@ def register(payload: UserRegister) -> UserRead:
 @auth_bp.doc(responses={401: "Unauthorized", 429: "Too Many Requests"})
 def token(form: LoginForm) -> AccessToken:
     throttle = login_throttle()
-    # Failures count per client address (behind a proxy, the one TRUSTED_PROXIES lets it
-    # name), never per account: a stranger failing for someone's account must not lock them out.
+    # Counted before the password is checked and given back when it is right (rate_limit.py):
+    # per client address (behind a proxy, the one TRUSTED_PROXIES lets it name), never per
+    # account, so a stranger failing for someone's account cannot lock them out.
     key = f"address:{request.remote_addr or 'unknown'}"
-    if (wait := throttle.retry_after(key)) is not None:
-        raise RateLimitedError("Too many failed logins; try again later.", retry_after=wait)
-    try:
+    with throttle.attempt(key):
         user = user_authenticate(session=get_session(), email=form.username, password=form.password)
-    except AuthenticationError:
-        throttle.record_failure(key)
-        raise
     settings = current_settings()
     expires_in = timedelta(minutes=settings.access_token_expire_minutes)
     access_token = create_access_token(
