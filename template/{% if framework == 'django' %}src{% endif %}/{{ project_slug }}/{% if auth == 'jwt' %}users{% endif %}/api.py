@@ -6,7 +6,7 @@ from ninja import Form, Router, Status
 
 from ..auth import BearerAuth, current_user
 from ..problems import problem_responses
-from ..rate_limit import login_throttle
+from ..rate_limit import login_throttle, registration_throttle
 from ..security import create_access_token
 from .models import User
 from .schemas import AccessToken, UserRead, UserRegister
@@ -16,8 +16,9 @@ auth_router = Router(tags=["auth"])
 users_router = Router(tags=["users"], auth=BearerAuth())
 
 
-@auth_router.post("/register", response={201: UserRead, **problem_responses(400, 409, 422)})
+@auth_router.post("/register", response={201: UserRead, **problem_responses(400, 409, 422, 429)})
 def register(request: HttpRequest, payload: UserRegister) -> Status[User]:
+    registration_throttle().take(f"address:{request.META.get('REMOTE_ADDR', 'unknown')}")
     user = user_register(
         email=payload.email, password=payload.password, full_name=payload.full_name
     )

@@ -4,7 +4,13 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, status
 from fastapi.security import OAuth2PasswordRequestForm
 
-from ..dependencies import CurrentUser, LoginThrottleDep, SessionDep, SettingsDep
+from ..dependencies import (
+    CurrentUser,
+    LoginThrottleDep,
+    RegistrationThrottleDep,
+    SessionDep,
+    SettingsDep,
+)
 from ..problems import problem_responses
 from ..security import create_access_token
 from .schemas import AccessToken, UserRead, UserRegister
@@ -17,9 +23,15 @@ users_router = APIRouter(prefix="/users", tags=["users"], responses=problem_resp
 @auth_router.post(
     "/register",
     status_code=status.HTTP_201_CREATED,
-    responses=problem_responses(400, 409, 413, 422),
+    responses=problem_responses(400, 409, 413, 422, 429),
 )
-async def register(payload: UserRegister, session: SessionDep) -> UserRead:
+async def register(
+    request: Request,
+    payload: UserRegister,
+    session: SessionDep,
+    throttle: RegistrationThrottleDep,
+) -> UserRead:
+    await throttle.take_async(f"address:{request.client.host if request.client else 'unknown'}")
     user = await user_register(
         session=session,
         email=payload.email,

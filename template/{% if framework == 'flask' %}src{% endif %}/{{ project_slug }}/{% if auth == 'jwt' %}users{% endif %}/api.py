@@ -7,7 +7,7 @@ from flask import current_app, g, request
 
 from ..database import get_session
 from ..errors import AuthenticationError
-from ..rate_limit import LoginThrottle
+from ..rate_limit import LoginThrottle, RegistrationThrottle
 from ..security import InvalidTokenError, create_access_token, decode_access_token
 from ..settings import current_settings
 from .models import User
@@ -54,8 +54,10 @@ users_bp.before_request(require_user)
 @auth_bp.post("/register")
 @auth_bp.input(UserRegister, arg_name="payload")
 @auth_bp.output(UserRead, status_code=201)
-@auth_bp.doc(responses={409: "Conflict"})
+@auth_bp.doc(responses={409: "Conflict", 429: "Too Many Requests"})
 def register(payload: UserRegister) -> UserRead:
+    throttle: RegistrationThrottle = current_app.extensions["registration_throttle"]
+    throttle.take(f"address:{request.remote_addr or 'unknown'}")
     user = user_register(
         session=get_session(),
         email=payload.email,
