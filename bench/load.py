@@ -212,11 +212,15 @@ def process_group_cpu_seconds(group: int) -> float:
 
 def production_env(framework: str, port: int, workers: int) -> dict[str, str]:
     """The image's settings (Dockerfile ENV) for a process on loopback, with a fresh secret."""
+    # The login and registration counts in a file of this server's own, as the image keeps them
+    # (a file of the host): runs one after another must not share one hour's count.
+    counts = Path(tempfile.gettempdir()) / f"bench-rate-limits-{port}-{secrets.token_hex(4)}.db"
     env = project_env(
         ENVIRONMENT="production",
         SECRET_KEY=secrets.token_urlsafe(48),
         WEB_CONCURRENCY=str(workers),
         PYTHONUNBUFFERED="1",
+        RATE_LIMIT_STORAGE_URL=f"sqlite:///{counts}",
     )
     if framework == "fastapi":
         env.update(UVICORN_HOST="127.0.0.1", UVICORN_PORT=str(port))
