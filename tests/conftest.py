@@ -253,7 +253,8 @@ def generated(
         local = [f"DATABASE_URL={database_url}"] if database_url else []
         local += [f"{name}={value}" for name, value in broker_settings.items()]
         if local:
-            (destination / ".env").write_text("".join(f"{line}\n" for line in local))
+            with (destination / ".env").open("a") as env_file:  # after the rendered lines
+                env_file.write("".join(f"{line}\n" for line in local))
         project = GeneratedProject(request.param, answers, destination)
         migrate = documented_command((destination / "README.md").read_text(), "database schema")
         for command in ("uv sync --locked", migrate):

@@ -6,7 +6,14 @@ from pathlib import Path
 import yaml
 
 from .conftest import GeneratedProject, on_variants, one_each
-from .harness import answer_refusal, assert_ok, is_one_shot_command, migration_files, run
+from .harness import (
+    answer_refusal,
+    assert_ok,
+    is_one_shot_command,
+    migration_files,
+    project_env,
+    run,
+)
 
 
 def test_post_copy_made_a_repository_with_a_lock_file(generated: GeneratedProject) -> None:
@@ -59,7 +66,8 @@ def test_the_tests_need_no_database_url(generated: GeneratedProject) -> None:
         env_file.rename(aside)
     try:
         command = "uv run pytest -q tests/test_settings.py tests/test_migrations.py"
-        result = run(command, generated.path)
+        # As the generated CI runs them: no .env, ENVIRONMENT=test in the environment.
+        result = run(command, generated.path, env={**project_env(), "ENVIRONMENT": "test"})
         assert_ok(result, command)
         summary = result.stdout.strip().splitlines()[-1]
         assert re.search(r"\d+ passed", summary), summary

@@ -52,7 +52,9 @@ OLD, NEW = "1.0.0", "1.1.0"
 CONFLICT_START, CONFLICT_END = "<<<<<<< before updating", ">>>>>>> after updating"
 TEAM_NOTES = "\n## Team notes\n\nOn-call rota lives in the wiki.\n"
 TEAM_TEST = "\n\ndef test_team_owned_check() -> None:\n    assert 1 + 1 == 2\n"
-TEAM_ENV = "DATABASE_URL=sqlite:///./team.db\nSECRET_KEY=team-local-secret\n"
+TEAM_ENV = (
+    "ENVIRONMENT=development\nDATABASE_URL=sqlite:///./team.db\nSECRET_KEY=team-local-secret\n"
+)
 GIT_IDENTITY = {
     "GIT_AUTHOR_NAME": "Team",
     "GIT_AUTHOR_EMAIL": "team@example.com",
@@ -634,7 +636,7 @@ def test_turning_celery_on_keeps_a_deployed_postgresql_database_and_its_history(
     with scratch_database(database_server) as database_url:
         project = generate(releases, tmp_path / "service", answers)
         env_file = project / ".env"
-        env_file.write_text(f"DATABASE_URL={database_url}\n")
+        env_file.write_text(f"ENVIRONMENT=development\nDATABASE_URL={database_url}\n")
         for command in ("uv sync", documented(project, "database schema")):
             assert_ok(run(command, project), command)
         readme = (project / "README.md").read_text()
