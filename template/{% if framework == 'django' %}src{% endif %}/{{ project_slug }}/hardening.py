@@ -14,6 +14,7 @@ from http import HTTPStatus
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
+from django.utils.cache import patch_vary_headers
 
 from .problems import problem_response
 
@@ -64,7 +65,7 @@ class HardeningMiddleware:
             # Bearer tokens, not cookies: no credentials mode.
             response["Access-Control-Allow-Origin"] = origin
             if origin != "*":
-                response["Vary"] = "Origin"
+                patch_vary_headers(response, ["Origin"])  # keeps what the view said varies
         return response
 
     def _answer(self, request: HttpRequest) -> HttpResponseBase:
