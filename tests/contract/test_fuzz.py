@@ -15,8 +15,8 @@ from ..harness import is_server_command, serve
 
 BIN = Path(sys.executable).parent
 
-# Each flavour with and without auth, on PostgreSQL where the covering set has it: its 32-bit keys
-# and strict types turn out-of-range values into errors SQLite lets through.
+# Each flavour with and without auth, on PostgreSQL where the covering set has it: its strict
+# types turn out-of-range values into errors SQLite lets through.
 
 
 def fuzzed_variants() -> list[str]:

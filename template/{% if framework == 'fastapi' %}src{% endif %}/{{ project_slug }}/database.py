@@ -5,7 +5,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Dialect, MetaData, event
+from sqlalchemy import BigInteger, DateTime, Dialect, Integer, MetaData, event
 from sqlalchemy.dialects import mysql
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
@@ -57,6 +57,15 @@ UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
     InterfaceError,
     PoolTimeoutError,
 )
+
+
+def id_type() -> BigInteger:
+    """The type of every id and of every column that refers to one: 64-bit integers.
+
+    BIGINT on PostgreSQL and MySQL/MariaDB. SQLite's integers are 64-bit already, and it numbers
+    new rows by itself only for a column declared exactly INTEGER PRIMARY KEY, so INTEGER there.
+    """
+    return BigInteger().with_variant(Integer, "sqlite")
 
 
 def timestamp_type() -> DateTime:

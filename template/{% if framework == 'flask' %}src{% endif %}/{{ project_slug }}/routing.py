@@ -8,14 +8,14 @@ from werkzeug.routing import BaseConverter
 
 from .problems import FieldError, InvalidRequestError
 
-# Ids are the tables' INTEGER keys (32-bit on PostgreSQL and MySQL).
-MAX_ID = 2**31 - 1
+# Ids are the tables' 64-bit keys (database.id_type()).
+MAX_ID = 2**63 - 1
 ID_ARGUMENT = re.compile(r"<id:(\w+)>")
 ANY_ARGUMENT = re.compile(r"<(?:[^<:>]+:)?([^<>]+)>")
 
 
 class IdConverter(BaseConverter):
-    """`<id:item_id>`: a positive 32-bit id; anything else in its place is a 422 problem.
+    """`<id:item_id>`: a positive 64-bit id; anything else in its place is a 422 problem.
 
     Flask's own `<int:...>` answers 404 for `abc` or `-1` and passes 0 or 2**64 on to the
     database; the API treats them all as invalid input, like a bad query parameter.
