@@ -12,8 +12,11 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from urllib.parse import urlsplit
 
 import httpx
+import psycopg
+import pymysql
 import pytest
 
 from .conftest import GeneratedProject, has_users, on_broker_server, on_variants, one_each
@@ -40,6 +43,11 @@ BROKER_SERVER_VARIANTS = one_each(
 ANSWER_SECONDS = 5.0
 # Once the server is back, readiness is 200 again within this.
 RECOVERY_SECONDS = 15.0
+
+# The statement bound the hung-query check gives the service, and how long after it the 503 may
+# come (the request's other work, a loaded machine).
+STATEMENT_TIMEOUT_SECONDS = 1.0
+STATEMENT_TIMEOUT_SLACK_SECONDS = 1.5
 
 PROBLEM = "application/problem+json"
 DATABASE_UNAVAILABLE = "The database is unavailable; try again later."
@@ -199,6 +207,56 @@ def test_a_database_outage_is_reported_and_recovered_from_without_a_restart(
 
         assert server.process.poll() is None, server.log()[-6000:]
         # An outage is logged as such, one line a request, not as a bug with a traceback.
+        assert "database.unavailable" in server.log()
+        assert "Traceback" not in server.log(), server.log()[-6000:]
+
+
+@contextmanager
+def items_table_locked(project: GeneratedProject, database_url: str) -> Iterator[None]:
+    """Another session holds the items table so that nobody else can read it, as a long
+    migration or a stuck transaction would, until the block ends."""
+    table = "items_item" if project.answers["framework"] == "django" else "items"
+    parts = urlsplit(database_url)
+    server = {
+        "host": parts.hostname or "127.0.0.1",
+        "user": parts.username or "",
+        "password": parts.password or "",
+    }
+    if parts.scheme.startswith("postgresql"):
+        dbname = parts.path.lstrip("/")
+        with psycopg.connect(**server, port=parts.port or 5432, dbname=dbname) as connection:
+            connection.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
+            yield
+            connection.rollback()
+    else:
+        database = parts.path.lstrip("/")
+        with pymysql.connect(**server, port=parts.port or 3306, database=database) as connection:
+            connection.cursor().execute(f"LOCK TABLES {table} WRITE")
+            yield
+            connection.cursor().execute("UNLOCK TABLES")
+
+
+@on_database_servers
+def test_a_hung_query_is_a_503_within_the_statement_timeout(generated: GeneratedProject) -> None:
+    database_url = local_setting(generated.path, "DATABASE_URL")
+    bound = {"DATABASE_STATEMENT_TIMEOUT_SECONDS": str(STATEMENT_TIMEOUT_SECONDS)}
+    with (
+        serve(server_command(generated), generated.path, env=bound) as server,
+        client_of(server) as client,
+    ):
+        headers = assert_writes(generated, client)
+        with items_table_locked(generated, database_url):
+            started = time.monotonic()
+            response = answer(client, "GET", "/api/v1/items", headers=headers)
+            elapsed = time.monotonic() - started
+            assert assert_problem(response, 503)["detail"] == DATABASE_UNAVAILABLE
+            # The database cancelled the statement at its bound, not before, not much after.
+            assert elapsed >= STATEMENT_TIMEOUT_SECONDS
+            assert elapsed < STATEMENT_TIMEOUT_SECONDS + STATEMENT_TIMEOUT_SLACK_SECONDS
+            # Readiness reads no table: the database answers, so the service is ready.
+            assert answer(client, "GET", "/health/ready").status_code == 200
+        assert answer(client, "GET", "/api/v1/items", headers=headers).status_code == 200
+        assert server.process.poll() is None, server.log()[-6000:]
         assert "database.unavailable" in server.log()
         assert "Traceback" not in server.log(), server.log()[-6000:]
 
