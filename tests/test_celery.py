@@ -101,6 +101,36 @@ def test_the_worker_sends_the_welcome_email_of_a_user_registered_over_http(
         assert "Traceback" not in worker.log(), worker.log()[-6000:]
 
 
+@with_welcome_email
+def test_a_task_past_its_time_limit_is_stopped_and_the_worker_goes_on(
+    live: Live, own_queue: dict[str, str]
+) -> None:
+    """A welcome email stuck on a mail server that accepts and never answers is asked to stop at
+    90 % of CELERY_TASK_TIME_LIMIT_SECONDS, long before SMTP's own 10-second timeout, and the
+    same worker sends the next email."""
+    limit = 2
+    with smtp_server() as (port, mailbox):
+        env = {
+            **own_queue,
+            "SMTP_HOST": "127.0.0.1",
+            "SMTP_PORT": str(port),
+            "SMTP_STARTTLS": "false",
+            "CELERY_TASK_TIME_LIMIT_SECONDS": str(limit),
+        }
+        mailbox.hold_next = True
+        with background(worker_command(live.project), live.project.path, env=env) as worker:
+            worker.wait_for(WORKER_READY)
+            register(live)
+            assert mailbox.held.wait(60), f"the worker never connected:\n{worker.log()[-6000:]}"
+            worker.wait_for("Soft time limit", timeout=limit + 3)
+            email = register(live)
+            deadline = time.monotonic() + 30
+            while email not in mailbox.recipients():
+                assert time.monotonic() < deadline, f"not sent:\n{worker.log()[-6000:]}"
+                assert worker.process.poll() is None, worker.log()[-6000:]
+                time.sleep(0.3)
+
+
 @on_each_variant
 def test_beat_sends_the_housekeeping_task_and_the_worker_runs_it(
     generated: GeneratedProject, own_queue: dict[str, str]
@@ -136,8 +166,9 @@ def test_a_task_whose_worker_is_killed_mid_task_completes_after_a_restart(
             "SMTP_PORT": str(port),
             "SMTP_STARTTLS": "false",
             # Redis redelivers an unacknowledged task after this (RabbitMQ when the connection
-            # of the dead worker closes).
+            # of the dead worker closes), which must be above the task time limit.
             "CELERY_VISIBILITY_TIMEOUT_SECONDS": "3",
+            "CELERY_TASK_TIME_LIMIT_SECONDS": "2",
         }
         mailbox.hold_next = True
         with background(worker_command(project), project.path, env=env) as first:
