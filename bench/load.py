@@ -156,9 +156,15 @@ class Project:
         return match.group(1)
 
 
-def prepare_project(destination: Path, answers: dict[str, Any]) -> Project:
-    """Render a project (it must have its Dockerfile), sync its environment, create its database."""
+def prepare_project(
+    destination: Path, answers: dict[str, Any], *, database_url: str | None = None
+) -> Project:
+    """Render a project (it must have its Dockerfile), sync its environment, create its database
+    (on a server: `database_url`, written to the project's .env, where its servers read it)."""
     render(destination, {**answers, "docker": True})
+    if database_url is not None:
+        with (destination / ".env").open("a") as env_file:
+            env_file.write(f"DATABASE_URL={database_url}\n")
     project = Project(destination, str(answers.get("framework", "fastapi")))
     run("uv sync", destination)
     run(project.migrate_command, destination)

@@ -7,7 +7,8 @@ pass for another, and a write on one replica is read on the other.
 Clients connect from their own loopback addresses (127.0.0.2, 127.0.0.3, ...), so the proxy sees
 each one's address, as it would on a network; the proxy connects to the service from 127.0.0.1.
 The login counts live where each case says: the default SQLite file the processes of the host
-share, or Redis (shared by replicas on any host).
+share, or Redis (shared by replicas on any host). The database is a real server, each flavour on
+the one its case names.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import pytest
 from bench import load
 from bench.common import free_port, run
 
-from .harness import BROKER_SERVER_VARIABLES
+from .harness import BROKER_SERVER_VARIABLES, DATABASE_SERVER_VARIABLES, scratch_database
 
 PROXY_ADDRESS = "127.0.0.1"
 # Few failures, so the test is quick; the window is the service's default minute.
@@ -123,11 +124,12 @@ def login(client: httpx.Client, email: str, password: str, **headers: str) -> in
     return client.post("/api/v1/auth/token", data=form, headers=headers).status_code
 
 
-# Each flavour with JWT auth; FastAPI with Redis (its Celery broker) holding the login counts.
+# Each flavour with JWT auth on a database server; FastAPI with Redis (its Celery broker) holding
+# the login counts.
 CASES = {
-    "fastapi": {"celery": True, "broker": "redis"},
-    "flask": {},
-    "django": {},
+    "fastapi": {"database": "postgresql", "celery": True, "broker": "redis"},
+    "flask": {"database": "mysql"},
+    "django": {"database": "postgresql"},
 }
 
 
@@ -143,12 +145,21 @@ def redis_store() -> str:
 def test_two_replicas_of_two_workers_behind_a_trusted_proxy_count_logins_once(
     framework: str, tmp_path: Path
 ) -> None:
-    answers = {"framework": framework, "auth": "jwt", "database": "sqlite", **CASES[framework]}
-    project = load.prepare_project(tmp_path / "service", answers)
+    answers = {"framework": framework, "auth": "jwt", **CASES[framework]}
+    variable = DATABASE_SERVER_VARIABLES[answers["database"]]
+    server = os.environ.get(variable)
+    if not server:
+        pytest.skip(f"set {variable} to the URL of a {answers['database']} server")
+    with scratch_database(server) as database_url:
+        project = load.prepare_project(tmp_path / "service", answers, database_url=database_url)
+        behind_a_proxy(project, framework, tmp_path, redis=answers.get("broker") == "redis")
+
+
+def behind_a_proxy(project: load.Project, framework: str, tmp_path: Path, *, redis: bool) -> None:
     # The replicas share the store as processes of one host share the default file; a file of
     # this test's own, so no other test's counts (same service name) are in it.
     store = f"sqlite:///{tmp_path / 'rate-limits.db'}"
-    if answers.get("broker") == "redis":
+    if redis:
         store = redis_store()
         clear = "import sys; from limits.storage import storage_from_string as s; "
         clear += "s(sys.argv[1]).reset()"
@@ -170,6 +181,7 @@ def test_two_replicas_of_two_workers_behind_a_trusted_proxy_count_logins_once(
             command += load.loopback_args(project.server_command, port)
             server = load.start_server(f"{framework}-{port}", command, project.path, env, port)
             replicas.append(stack.enter_context(server))
+        stack.enter_context(errors_reported(replicas))
         proxy = stack.enter_context(nginx(ports))
         stranger = stack.enter_context(client_from("127.0.0.2", proxy))
         owner = stack.enter_context(client_from("127.0.0.3", proxy))
@@ -230,6 +242,16 @@ def test_two_replicas_of_two_workers_behind_a_trusted_proxy_count_logins_once(
             if line["path"].startswith("/api/v1/auth/")
         }
         assert clients == {"127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"}, clients
+
+
+@contextmanager
+def errors_reported(replicas: list[load.Server]) -> Iterator[None]:
+    """A failed check says what the servers logged as errors (their logs go when they stop)."""
+    try:
+        yield
+    except AssertionError as failure:
+        errors = [line for replica in replicas for line in replica.log_errors()]
+        raise AssertionError(f"{failure}\nServer errors: {errors}") from failure
 
 
 def logged_requests(log: str) -> list[dict[str, object]]:
