@@ -40,6 +40,7 @@ PLACEHOLDERS = {
     "long enough",
     "nope nope",
     "p%40ss",
+    "p@ss",  # the same, decoded
     "postgres",
     "pw",
     "s3cret",
