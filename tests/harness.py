@@ -23,6 +23,7 @@ import httpx
 import psycopg
 import pymysql
 import yaml
+from jinja2 import FileSystemLoader
 from jinja2.sandbox import SandboxedEnvironment
 
 # The working tree of the template rendered in-process (as `copier copy --defaults -d`), and a
@@ -68,9 +69,11 @@ def _copier_config_text() -> str:
     return COPIER_YML.read_text()
 
 
-# A Jinja environment with the filters Copier's own has, for copier.yml's validators and `when`s.
+# A Jinja environment with the filters Copier's own has, for copier.yml's validators and `when`s;
+# like Copier's, it imports partials from the template's root (includes/).
 COPIER_JINJA = SandboxedEnvironment(
-    extensions=["jinja2_ansible_filters.AnsibleCoreFiltersExtension"]
+    loader=FileSystemLoader(TEMPLATE_ROOT),
+    extensions=["jinja2_ansible_filters.AnsibleCoreFiltersExtension"],
 )
 
 

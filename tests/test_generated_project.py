@@ -97,5 +97,5 @@ def test_no_installed_module_can_be_the_project_slug(generated: GeneratedProject
     identifiers = {name for name in modules if re.fullmatch(r"[a-z][a-z0-9_]{0,49}", name)}
     accepted = sorted(name for name in identifiers if not answer_refusal("project_slug", name))
     assert not accepted, (
-        f"add these to project_slug's list of refused names in copier.yml: {accepted}"
+        f"add these to the refused names in includes/reserved_names.jinja: {accepted}"
     )
