@@ -2,6 +2,7 @@ import fcntl
 import hashlib
 import json
 import os
+import random
 import re
 import shutil
 import subprocess
@@ -246,9 +247,17 @@ def generated(
             if not server:
                 pytest.skip(f"set {variable} to the URL of a {broker} server to check it")
             broker_settings = scratch_broker_settings(broker, server)
+        if answers.get("redis"):
+            # The shared state: a database number of its own on the Redis server (the
+            # project's tests add their own key prefix).
+            variable = BROKER_SERVER_VARIABLES["redis"]
+            server = os.environ.get(variable)
+            if not server:
+                pytest.skip(f"set {variable} to the URL of a redis server to check it")
+            broker_settings["REDIS_URL"] = f"{server.rstrip('/')}/{random.randint(1, 15)}"
         destination = tmp_path_factory.mktemp(request.param) / "service"
         render(destination, answers, tasks=True)
-        if broker_settings:
+        if "CELERY_TASK_DEFAULT_QUEUE" in broker_settings:
             stack.callback(delete_broker_queue, destination, broker_settings)
         local = [f"DATABASE_URL={database_url}"] if database_url else []
         local += [f"{name}={value}" for name, value in broker_settings.items()]

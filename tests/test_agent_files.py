@@ -358,9 +358,9 @@ VOCABULARY: dict[str, dict[Any, tuple[str, ...]]] = {
         "redis": ("Redis",),
         "rabbitmq": ("RabbitMQ", "AMQP"),
     },
-    "cache": {
-        "memory": (),
-        "redis": ("Redis",),
+    "redis": {
+        True: ("Redis",),
+        False: (),
     },
     "docker": {
         True: ("Docker", "Dockerfile", "compose.yaml"),
@@ -392,7 +392,7 @@ UNASKED = {
     "database": "sqlite",
     "auth": "jwt",
     "celery": False,
-    "cache": "memory",
+    "redis": False,
 }
 
 

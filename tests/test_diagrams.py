@@ -29,7 +29,7 @@ MERMAID_BLOCK = re.compile(r"^```mermaid\n(.*?)^```$", re.DOTALL | re.MULTILINE)
 
 # The questions the README's stack diagram reads (includes/stack_diagram.md.jinja); it also reads
 # celery and broker, checked on a few answer sets of their own (celery_answer_sets).
-DIAGRAM_QUESTIONS = ["framework", "database", "auth", "docker"]
+DIAGRAM_QUESTIONS = ["framework", "database", "auth", "docker", "redis"]
 
 
 @cache

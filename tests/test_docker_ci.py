@@ -65,9 +65,16 @@ def frameworks_offering(database: str) -> list[str]:
     return list(ast.literal_eval(allowed.group(1))) if allowed else FRAMEWORKS
 
 
-# Every combination of framework x docker x ci x database the questionnaire accepts.
+# Every combination of framework x docker x ci x database the questionnaire accepts; Redis with
+# PostgreSQL (a Redis service in compose and CI beside the database).
 MATRIX = [
-    {"framework": framework, "docker": docker, "ci": ci, "database": database}
+    {
+        "framework": framework,
+        "docker": docker,
+        "ci": ci,
+        "database": database,
+        "redis": database == "postgresql",
+    }
     for framework, docker, ci, database in itertools.product(
         FRAMEWORKS, [True, False], ["github", "gitlab", "none"], DATABASES
     )
@@ -85,6 +92,8 @@ CELERY_MATRIX = [
         "database": DATABASES[(index // 3 + index) % 3],
         "celery": True,
         "broker": broker,
+        # Every other row also has the shared Redis: with a Redis broker, one server for both.
+        "redis": index % 2 == 0,
     }
     for index, (framework, broker) in enumerate(itertools.product(FRAMEWORKS, BROKERS))
 ]

@@ -124,12 +124,13 @@ def login(client: httpx.Client, email: str, password: str, **headers: str) -> in
     return client.post("/api/v1/auth/token", data=form, headers=headers).status_code
 
 
-# Each flavour with JWT auth on a database server; FastAPI with Redis (its Celery broker) holding
-# the login counts.
+# Each flavour with JWT auth on a database server. FastAPI and Django with the shared Redis
+# (REDIS_URL): the login counts and the item read cache live there (FastAPI's Celery broker on the
+# same server); Flask counts in the default SQLite file of the host and has no cache.
 CASES = {
-    "fastapi": {"database": "postgresql", "celery": True, "broker": "redis"},
+    "fastapi": {"database": "postgresql", "celery": True, "broker": "redis", "redis": True},
     "flask": {"database": "mysql"},
-    "django": {"database": "postgresql"},
+    "django": {"database": "postgresql", "redis": True},
 }
 
 
@@ -152,18 +153,20 @@ def test_two_replicas_of_two_workers_behind_a_trusted_proxy_count_logins_once(
         pytest.skip(f"set {variable} to the URL of a {answers['database']} server")
     with scratch_database(server) as database_url:
         project = load.prepare_project(tmp_path / "service", answers, database_url=database_url)
-        behind_a_proxy(project, framework, tmp_path, redis=answers.get("broker") == "redis")
+        behind_a_proxy(project, framework, tmp_path, redis=bool(answers.get("redis")))
 
 
 def behind_a_proxy(project: load.Project, framework: str, tmp_path: Path, *, redis: bool) -> None:
     # The replicas share the store as processes of one host share the default file; a file of
     # this test's own, so no other test's counts (same service name) are in it.
-    store = f"sqlite:///{tmp_path / 'rate-limits.db'}"
+    shared: dict[str, str] = {"RATE_LIMIT_STORAGE_URL": f"sqlite:///{tmp_path / 'rate-limits.db'}"}
     if redis:
-        store = redis_store()
+        # REDIS_URL alone: the login counts go there by default, beside the read cache (under
+        # keys of this run's own).
+        shared = {"REDIS_URL": redis_store(), "CACHE_KEY_PREFIX": f"proxy-{uuid.uuid4().hex}"}
         clear = "import sys; from limits.storage import storage_from_string as s; "
         clear += "s(sys.argv[1]).reset()"
-        run(["uv", "run", "--no-sync", "python", "-c", clear, store], project.path)
+        run(["uv", "run", "--no-sync", "python", "-c", clear, shared["REDIS_URL"]], project.path)
     ports = [free_port(), free_port()]
     secret_key = secrets.token_urlsafe(48)
     with ExitStack() as stack:
@@ -176,7 +179,9 @@ def behind_a_proxy(project: load.Project, framework: str, tmp_path: Path, *, red
                 TRUSTED_PROXIES=PROXY_ADDRESS,
                 LOGIN_MAX_FAILURES=str(MAX_FAILURES),
             )
-            env["RATE_LIMIT_STORAGE_URL"] = store
+            if redis:
+                del env["RATE_LIMIT_STORAGE_URL"]  # unset: the counts go to REDIS_URL
+            env.update(shared)
             command = ["uv", "run", *project.server_command]
             command += load.loopback_args(project.server_command, port)
             server = load.start_server(f"{framework}-{port}", command, project.path, env, port)
@@ -220,7 +225,7 @@ def behind_a_proxy(project: load.Project, framework: str, tmp_path: Path, *, red
             statuses = list(pool.map(lambda _: login(burst, email, "wrong"), range(BURST)))
         assert sorted(statuses) == [401] * MAX_FAILURES + [429] * (BURST - MAX_FAILURES)
 
-        # A write on one replica is read on the other.
+        # A write on one replica is read on the other, whatever the other has cached.
         form = {"username": email, "password": PASSWORD}
         token = owner.post("/api/v1/auth/token", data=form).json()["access_token"]
         headers = {"Authorization": f"Bearer {token}"}
@@ -230,9 +235,35 @@ def behind_a_proxy(project: load.Project, framework: str, tmp_path: Path, *, red
         ):
             created = first.post("/api/v1/items", json={"name": "Lamp"}, headers=headers)
             assert created.status_code == 201, created.text
-            read = second.get(f"/api/v1/items/{created.json()['id']}", headers=headers)
-            assert read.status_code == 200, read.text
-            assert read.json()["name"] == "Lamp"
+            url = f"/api/v1/items/{created.json()['id']}"
+            for _ in range(3):  # the second replica reads it, and caches it
+                read = second.get(url, headers=headers)
+                assert read.status_code == 200, read.text
+                assert read.json()["name"] == "Lamp"
+            renamed = first.patch(url, json={"name": "Desk lamp"}, headers=headers)
+            assert renamed.status_code == 200, renamed.text
+            for _ in range(3):
+                assert second.get(url, headers=headers).json()["name"] == "Desk lamp"
+            assert first.delete(url, headers=headers).status_code == 204
+            assert second.get(url, headers=headers).status_code == 404
+        if redis:
+            # The reads went through the cache: the item has an entry and a generation there.
+            count = "import sys, redis; c = redis.Redis.from_url(sys.argv[1]); "
+            count += "print(len(c.keys(sys.argv[2] + ':*')))"
+            keys = run(
+                [
+                    "uv",
+                    "run",
+                    "--no-sync",
+                    "python",
+                    "-c",
+                    count,
+                    shared["REDIS_URL"],
+                    shared["CACHE_KEY_PREFIX"],
+                ],
+                project.path,
+            )
+            assert keys.stdout.strip() == "2", keys.stdout
 
         # Each request's log line names its client: the proxy's word for it, or the peer.
         clients = {

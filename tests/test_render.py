@@ -47,6 +47,8 @@ MATRIX = [
         "database": DATABASES[index % 3] if framework in SERVER_DATABASE_FRAMEWORKS else "sqlite",
         # Every other row has Celery, brokers rotating.
         **({"celery": True, "broker": BROKERS[index % 3]} if index % 2 else {}),
+        # Redis on two rows in four, so it meets every Celery setting.
+        "redis": bool(index // 2 % 2),
     }
     for index, (framework, auth, version, agents) in enumerate(
         itertools.product(FRAMEWORKS, AUTH, PYTHON_VERSIONS, AGENT_FILE_SETS)
@@ -84,9 +86,10 @@ JWT_FILES = {
 def matrix_id(answers: dict[str, object]) -> str:
     agents = "+".join(answers["agent_files"]) or "no-agents"  # type: ignore[arg-type]
     celery = f"-celery-{answers['broker']}" if answers.get("celery") else ""
+    redis = "-redis" if answers.get("redis") else ""
     return (
         f"{answers['framework']}-{answers['auth']}-py{answers['python_version']}"
-        f"-{agents}-{answers['license']}-{answers['database']}{celery}"
+        f"-{agents}-{answers['license']}-{answers['database']}{celery}{redis}"
     )
 
 
