@@ -262,11 +262,15 @@ def test_compose_file_is_valid_and_wires_every_service(rendered) -> None:
     services = config["services"]
     server = answers["database"] != "sqlite"
     broker_server = broker if broker in BROKER_SERVERS else None
+    # One Redis for the broker and the shared state, when either needs it.
+    servers = ({broker_server} if broker_server else set()) | (
+        {"redis"} if answers.get("redis") else set()
+    )
     assert set(services) == (
         {"app", "migrate"}
         | ({"db"} if server else set())
         | ({"worker", "beat"} if broker else set())
-        | ({broker_server} if broker_server else set())
+        | servers
     )
     for name, service in services.items():
         assert "healthcheck" in service, name
@@ -295,8 +299,14 @@ def test_compose_file_is_valid_and_wires_every_service(rendered) -> None:
         ({"app-data"} if data_volume else set())
         | ({"db-data"} if server else set())
         | ({"beat-data"} if broker and not data_volume else set())
-        | ({f"{broker_server}-data"} if broker_server else set())
+        | {f"{name}-data" for name in servers}
     )
+    if answers.get("redis"):
+        assert services["redis"]["image"] == SERVICE_IMAGES["redis"]
+        assert services["app"]["environment"]["REDIS_URL"] == "redis://redis:6379/1"
+        assert "redis" in services["app"]["depends_on"]
+    else:
+        assert "REDIS_URL" not in services["app"]["environment"]
     if broker:
         assert_celery_services(project, services, broker, server=server)
     assert services["app"]["environment"]["ENVIRONMENT"] == "production"
@@ -526,6 +536,11 @@ def test_github_ci_runs_the_documented_commands_with_the_chosen_services(rendere
         assert "--health-cmd" in services[broker]["options"]
     else:
         assert "CELERY_BROKER_URL" not in env
+    if answers.get("redis"):
+        assert env["REDIS_URL"] == "redis://127.0.0.1:6379/1"
+        assert services["redis"]["ports"] == [CI_BROKER_PORTS["redis"]]
+    else:
+        assert "REDIS_URL" not in env
     template = "\n".join(run_lines(jobs["template"]))
     assert f"uvx copier@{PINS['copier']} check-update --quiet" in template
     if docker_on(answers):
@@ -537,9 +552,12 @@ def test_github_ci_runs_the_documented_commands_with_the_chosen_services(rendere
 
 
 def ci_service_images(answers: dict[str, Any]) -> list[str]:
-    """The service containers of the CI test job: the database server, then the broker's."""
+    """The service containers of the CI test job: the database server, then Redis (for the
+    broker, the shared state or both), then RabbitMQ."""
     database, broker = answers.get("database", "sqlite"), broker_of(answers)
-    return [SERVICE_IMAGES[name] for name in (database, broker) if name in SERVICE_IMAGES]
+    redis = "redis" if answers.get("redis") or broker == "redis" else None
+    rabbitmq = "rabbitmq" if broker == "rabbitmq" else None
+    return [SERVICE_IMAGES[name] for name in (database, redis, rabbitmq) if name in SERVICE_IMAGES]
 
 
 CI_BROKER_URLS = {"redis": "redis://{host}:6379/0", "rabbitmq": "amqp://guest:guest@{host}:5672//"}
@@ -582,6 +600,10 @@ def test_gitlab_ci_is_valid_and_has_the_same_jobs(rendered) -> None:
         assert variables["CELERY_BROKER_URL"] == CI_BROKER_URLS[broker].format(host=broker)
     else:
         assert "CELERY_BROKER_URL" not in variables
+    if answers.get("redis"):
+        assert variables["REDIS_URL"] == "redis://redis:6379/1"
+    else:
+        assert "REDIS_URL" not in variables
     assert (
         f"uvx copier@{PINS['copier']} check-update --quiet || status=$?"
         in (config["template"]["script"])

@@ -126,7 +126,7 @@ def login(client: httpx.Client, email: str, password: str, **headers: str) -> in
 
 # Each flavour with JWT auth on a database server. FastAPI and Django with the shared Redis
 # (REDIS_URL): the login counts and the item read cache live there (FastAPI's Celery broker on the
-# same server); Flask counts in the default SQLite file of the host and has no cache.
+# same server); Flask, without Redis, counts in the host's SQLite file and reads the database.
 CASES = {
     "fastapi": {"database": "postgresql", "celery": True, "broker": "redis", "redis": True},
     "flask": {"database": "mysql"},
