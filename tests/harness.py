@@ -541,3 +541,58 @@ class OutageProxy:
 def _shut(sock: socket.socket) -> None:
     with suppress(OSError):
         sock.shutdown(socket.SHUT_RDWR)
+
+
+def items_table(framework: str) -> str:
+    return "items_item" if framework == "django" else "items"
+
+
+@contextmanager
+def connect_to(database_url: str) -> Iterator[tuple[Any, bool]]:
+    """A connection of the test's own to the database of a PostgreSQL or MySQL URL, and whether
+    it is PostgreSQL."""
+    parts = urlsplit(database_url)
+    server = {
+        "host": parts.hostname or "127.0.0.1",
+        "user": parts.username or "",
+        "password": parts.password or "",
+    }
+    name = parts.path.lstrip("/")
+    if parts.scheme.startswith("postgresql"):
+        with psycopg.connect(**server, port=parts.port or 5432, dbname=name) as connection:
+            yield connection, True
+    else:
+        with pymysql.connect(**server, port=parts.port or 3306, database=name) as connection:
+            yield connection, False
+
+
+@contextmanager
+def items_table_missing(framework: str, database_url: str) -> Iterator[None]:
+    """The items table renamed away, as a deployment whose migrations did not run would leave
+    it: reading items is then an unexpected error (a 500), not an outage."""
+    table = items_table(framework)
+    with connect_to(database_url) as (connection, postgresql):
+        rename = "ALTER TABLE {} RENAME TO {}" if postgresql else "RENAME TABLE {} TO {}"
+        connection.cursor().execute(rename.format(table, f"{table}_gone"))
+        connection.commit()
+        try:
+            yield
+        finally:
+            connection.cursor().execute(rename.format(f"{table}_gone", table))
+            connection.commit()
+
+
+@contextmanager
+def items_table_locked(framework: str, database_url: str) -> Iterator[None]:
+    """Another session holds the items table so that nobody else can read it, as a long
+    migration or a stuck transaction would, until the block ends."""
+    table = items_table(framework)
+    with connect_to(database_url) as (connection, postgresql):
+        if postgresql:
+            connection.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
+            yield
+            connection.rollback()
+        else:
+            connection.cursor().execute(f"LOCK TABLES {table} WRITE")
+            yield
+            connection.cursor().execute("UNLOCK TABLES")

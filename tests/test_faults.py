@@ -12,11 +12,8 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from urllib.parse import urlsplit
 
 import httpx
-import psycopg
-import pymysql
 import pytest
 
 from .conftest import GeneratedProject, has_users, on_broker_server, on_variants, one_each
@@ -25,6 +22,7 @@ from .harness import (
     RunningServer,
     delete_broker_queue,
     is_server_command,
+    items_table_locked,
     local_setting,
     serve,
 )
@@ -211,31 +209,6 @@ def test_a_database_outage_is_reported_and_recovered_from_without_a_restart(
         assert "Traceback" not in server.log(), server.log()[-6000:]
 
 
-@contextmanager
-def items_table_locked(project: GeneratedProject, database_url: str) -> Iterator[None]:
-    """Another session holds the items table so that nobody else can read it, as a long
-    migration or a stuck transaction would, until the block ends."""
-    table = "items_item" if project.answers["framework"] == "django" else "items"
-    parts = urlsplit(database_url)
-    server = {
-        "host": parts.hostname or "127.0.0.1",
-        "user": parts.username or "",
-        "password": parts.password or "",
-    }
-    if parts.scheme.startswith("postgresql"):
-        dbname = parts.path.lstrip("/")
-        with psycopg.connect(**server, port=parts.port or 5432, dbname=dbname) as connection:
-            connection.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
-            yield
-            connection.rollback()
-    else:
-        database = parts.path.lstrip("/")
-        with pymysql.connect(**server, port=parts.port or 3306, database=database) as connection:
-            connection.cursor().execute(f"LOCK TABLES {table} WRITE")
-            yield
-            connection.cursor().execute("UNLOCK TABLES")
-
-
 @on_database_servers
 def test_a_hung_query_is_a_503_within_the_statement_timeout(generated: GeneratedProject) -> None:
     database_url = local_setting(generated.path, "DATABASE_URL")
@@ -245,7 +218,7 @@ def test_a_hung_query_is_a_503_within_the_statement_timeout(generated: Generated
         client_of(server) as client,
     ):
         headers = assert_writes(generated, client)
-        with items_table_locked(generated, database_url):
+        with items_table_locked(generated.answers["framework"], database_url):
             started = time.monotonic()
             response = answer(client, "GET", "/api/v1/items", headers=headers)
             elapsed = time.monotonic() - started

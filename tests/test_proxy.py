@@ -33,12 +33,22 @@ import pytest
 from bench import load
 from bench.common import free_port, run
 
-from .harness import BROKER_SERVER_VARIABLES, DATABASE_SERVER_VARIABLES, scratch_database
+from .harness import (
+    BROKER_SERVER_VARIABLES,
+    DATABASE_SERVER_VARIABLES,
+    items_table_locked,
+    items_table_missing,
+    scratch_database,
+)
 
 PROXY_ADDRESS = "127.0.0.1"
 # Few failures, so the test is quick; the window is the service's default minute.
 MAX_FAILURES = 3
 BURST = 12
+# The statement bound the replicas get, and how long after it their 503 may come.
+STATEMENT_TIMEOUT_SECONDS = 1.0
+STATEMENT_TIMEOUT_SLACK_SECONDS = 1.5
+PROBLEM = "application/problem+json"
 PASSWORD = "correct horse battery"
 NGINX_INSTALL_HINT = "install nginx (Debian: apt-get install nginx) to run the proxy tests"
 
@@ -153,10 +163,12 @@ def test_two_replicas_of_two_workers_behind_a_trusted_proxy_count_logins_once(
         pytest.skip(f"set {variable} to the URL of a {answers['database']} server")
     with scratch_database(server) as database_url:
         project = load.prepare_project(tmp_path / "service", answers, database_url=database_url)
-        behind_a_proxy(project, framework, tmp_path, redis=bool(answers.get("redis")))
+        behind_a_proxy(project, framework, tmp_path, database_url, redis=bool(answers.get("redis")))
 
 
-def behind_a_proxy(project: load.Project, framework: str, tmp_path: Path, *, redis: bool) -> None:
+def behind_a_proxy(
+    project: load.Project, framework: str, tmp_path: Path, database_url: str, *, redis: bool
+) -> None:
     # The replicas share the store as processes of one host share the default file; a file of
     # this test's own, so no other test's counts (same service name) are in it.
     shared: dict[str, str] = {"RATE_LIMIT_STORAGE_URL": f"sqlite:///{tmp_path / 'rate-limits.db'}"}
@@ -178,6 +190,7 @@ def behind_a_proxy(project: load.Project, framework: str, tmp_path: Path, *, red
                 SECRET_KEY=secret_key,
                 TRUSTED_PROXIES=PROXY_ADDRESS,
                 LOGIN_MAX_FAILURES=str(MAX_FAILURES),
+                DATABASE_STATEMENT_TIMEOUT_SECONDS=str(STATEMENT_TIMEOUT_SECONDS),
             )
             if redis:
                 del env["RATE_LIMIT_STORAGE_URL"]  # unset: the counts go to REDIS_URL
@@ -264,6 +277,37 @@ def behind_a_proxy(project: load.Project, framework: str, tmp_path: Path, *, red
                 project.path,
             )
             assert keys.stdout.strip() == "2", keys.stdout
+
+        # A query that hangs (another session holds the items table) ends in a 503 problem at
+        # the statement timeout, whichever replica takes it.
+        for _ in replicas:
+            with items_table_locked(framework, database_url):
+                started = time.monotonic()
+                hung = owner.get("/api/v1/items", headers=headers)
+                elapsed = time.monotonic() - started
+            assert hung.status_code == 503, hung.text
+            assert hung.headers["content-type"].startswith(PROBLEM)
+            assert elapsed >= STATEMENT_TIMEOUT_SECONDS
+            assert elapsed < STATEMENT_TIMEOUT_SECONDS + STATEMENT_TIMEOUT_SLACK_SECONDS
+
+        # An unexpected error (the items table missing, as after a deployment whose migrations
+        # did not run) is a 500 problem that carries the request's id back through the proxy,
+        # and the replica's log line for it names the id.
+        request_ids = [f"proxy-500-{index}" for index, _ in enumerate(replicas)]
+        with items_table_missing(framework, database_url):
+            for request_id in request_ids:
+                failed = owner.get("/api/v1/items", headers={**headers, "X-Request-ID": request_id})
+                assert failed.status_code == 500, failed.text
+                assert failed.headers["content-type"].startswith(PROBLEM)
+                assert failed.headers["x-request-id"] == request_id
+                assert "Traceback" not in failed.text
+        logged_ids = {
+            line.get("request_id")
+            for replica in replicas
+            for line in logged_requests(replica.log())
+            if line.get("status") == 500
+        }
+        assert set(request_ids) <= logged_ids, logged_ids
 
         # Each request's log line names its client: the proxy's word for it, or the peer.
         clients = {
