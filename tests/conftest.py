@@ -14,11 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
+from pytest_copie.plugin import Copie
 
 from .covering import variants
 from .harness import (
     BROKER_SERVER_VARIABLES,
     DATABASE_SERVER_VARIABLES,
+    TEMPLATE_ROOT,
     RunningServer,
     assert_ok,
     delete_broker_queue,
@@ -216,9 +219,7 @@ def run_retrying_a_crash(command: str, cwd: Path) -> subprocess.CompletedProcess
 
 
 @pytest.fixture(scope="session", params=list(FULL_VARIANTS), ids=variant_id)
-def generated(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[GeneratedProject]:
+def generated(request: pytest.FixtureRequest, copie_session: Copie) -> Iterator[GeneratedProject]:
     """A project rendered with the post-copy task, dependencies synced, database migrated.
 
     A project for a database server gets a fresh database on the real server, in `.env` as a
@@ -255,8 +256,15 @@ def generated(
             if not server:
                 pytest.skip(f"set {variable} to the URL of a redis server to check it")
             broker_settings["REDIS_URL"] = f"{server.rstrip('/')}/{random.randint(1, 15)}"
-        destination = tmp_path_factory.mktemp(request.param) / "service"
-        render(destination, answers, tasks=True)
+        # Rendered with the post-copy task by pytest-copie; the answers reach Copier as its
+        # user defaults, taken as given under `--defaults`, and must be recorded as given.
+        rendered = copie_session.copy(extra_answers=answers, template_dir=TEMPLATE_ROOT)
+        if rendered.exception is not None:
+            raise rendered.exception
+        assert rendered.project_dir is not None
+        destination = rendered.project_dir
+        recorded = yaml.safe_load((destination / ".copier-answers.yml").read_text())
+        assert {name: recorded.get(name) for name in answers} == answers, recorded
         if "CELERY_TASK_DEFAULT_QUEUE" in broker_settings:
             stack.callback(delete_broker_queue, destination, broker_settings)
         local = [f"DATABASE_URL={database_url}"] if database_url else []

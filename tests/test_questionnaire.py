@@ -1,5 +1,6 @@
 """Bad answers are refused at the question, with a message saying what to type instead."""
 
+import re
 import subprocess
 import sys
 import tomllib
@@ -7,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from pytest_copie.plugin import Copie
 
 from .harness import TEMPLATE_ROOT, questions, render
 
@@ -54,13 +56,17 @@ REFUSED = [
     ids=[f"{next(iter(a))}={next(iter(a.values()))!r:.30}" for a, _ in REFUSED],
 )
 def test_bad_answer_is_refused_with_a_message_and_writes_nothing(
-    tmp_path: Path, answers: dict[str, object], message: str
+    copie: Copie, answers: dict[str, object], message: str
 ) -> None:
-    destination = tmp_path / "project"
-    with pytest.raises(ValueError, match=message) as refusal:
-        render(destination, answers)
-    assert next(iter(answers)) in str(refusal.value)
-    assert not destination.exists()
+    """Through pytest-copie, as the answers' defaults under `--defaults`: Copier validates them
+    like `--data` answers."""
+    result = copie.copy(extra_answers=answers, template_dir=TEMPLATE_ROOT)
+    assert isinstance(result.exception, ValueError), result
+    assert re.search(message, str(result.exception)), result.exception
+    assert next(iter(answers)) in str(result.exception)
+    # pytest-copie makes the project's folder before Copier runs: it is left empty.
+    (folder,) = copie.test_dir.iterdir()
+    assert list(folder.iterdir()) == []
 
 
 def test_the_cli_refuses_a_bad_data_answer_before_writing(tmp_path: Path) -> None:
