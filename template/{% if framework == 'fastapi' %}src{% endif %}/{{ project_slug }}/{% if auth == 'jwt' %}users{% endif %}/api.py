@@ -1,8 +1,7 @@
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, status
-from fastapi.security import OAuth2PasswordRequestForm
+from fastapi import APIRouter, Form, Request, status
 
 from ..dependencies import (
     CurrentUser,
@@ -13,7 +12,7 @@ from ..dependencies import (
 )
 from ..problems import problem_responses
 from ..security import create_access_token
-from .schemas import AccessToken, UserRead, UserRegister
+from .schemas import AccessToken, LoginForm, UserRead, UserRegister
 from .services import user_authenticate, user_register
 
 auth_router = APIRouter(prefix="/auth", tags=["auth"])
@@ -42,9 +41,9 @@ async def register(
 
 
 @auth_router.post("/token", responses=problem_responses(400, 401, 413, 422, 429))
-async def token(
+async def login(
     request: Request,
-    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    form: Annotated[LoginForm, Form()],
     session: SessionDep,
     settings: SettingsDep,
     throttle: LoginThrottleDep,
@@ -63,5 +62,5 @@ async def token(
 
 
 @users_router.get("/me")
-async def me(user: CurrentUser) -> UserRead:
+async def read_current_user(user: CurrentUser) -> UserRead:
     return UserRead.model_validate(user)
