@@ -52,6 +52,31 @@ def test_malformed_json_is_a_422_problem(client: FlaskClient, auth_headers: dict
     ]
 
 
+@pytest.mark.parametrize(
+    ("method", "path"), [("POST", "/api/v1/items"), ("PATCH", "/api/v1/items/1")]
+)
+@pytest.mark.parametrize("body", [b"\xff\xfe\xfa", b'{"name": "caf\xe9"}'])
+def test_a_body_that_is_not_text_is_a_400_problem(
+    client: FlaskClient, auth_headers: dict[str, str], method: str, path: str, body: bytes
+) -> None:
+    """Bytes that are not UTF-8 are no JSON text at all: 400, before any field is looked at."""
+    response = client.open(
+        path,
+        method=method,
+        data=body,
+        headers={**auth_headers, "Content-Type": "application/json"},
+    )
+    assert response.status_code == 400
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.get_json() == {
+        "type": "about:blank",
+        "title": "Bad Request",
+        "status": 400,
+        "detail": "The body is not UTF-8 text.",
+        "instance": path,
+    }
+
+
 def test_responses_carry_a_request_id(client: FlaskClient) -> None:
     assert client.get("/health/live").headers["X-Request-ID"]
     echoed = client.get("/health/live", headers={"X-Request-ID": "abc-123"})

@@ -1,10 +1,11 @@
-"""URL converters shared by the blueprints."""
+"""URL converters shared by the blueprints, and what the OpenAPI document says of the routes."""
 
 import re
+from collections.abc import Iterator
 from typing import Any
 
 from flask import current_app
-from werkzeug.routing import BaseConverter
+from werkzeug.routing import BaseConverter, Rule
 
 from .problems import FieldError, InvalidRequestError
 
@@ -33,19 +34,33 @@ class IdConverter(BaseConverter):
         return str(value)
 
 
+def _documented_operations(spec: dict[str, Any]) -> Iterator[tuple[Rule, dict[str, Any]]]:
+    """Each operation of the document, with the URL rule that serves it."""
+    for rule in current_app.url_map.iter_rules():
+        operations = spec.get("paths", {}).get(ANY_ARGUMENT.sub(r"{\1}", rule.rule), {})
+        for method in sorted(rule.methods or ()):
+            if method.lower() in operations:
+                yield rule, operations[method.lower()]
+
+
 def document_id_parameters(spec: dict[str, Any]) -> dict[str, Any]:
     """Describe `<id:...>` path parameters in the OpenAPI document as the integers they are,
     and the 422 problem an invalid one gets."""
-    for rule in current_app.url_map.iter_rules():
+    for rule, operation in _documented_operations(spec):
         names = set(ID_ARGUMENT.findall(rule.rule))
-        if not names:
-            continue
-        path = ANY_ARGUMENT.sub(r"{\1}", rule.rule)
-        for operation in spec.get("paths", {}).get(path, {}).values():
-            for parameter in operation.get("parameters", []):
-                if parameter["in"] == "path" and parameter["name"] in names:
-                    parameter["schema"] = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
-                    operation.setdefault("responses", {}).setdefault(
-                        "422", {"description": "Validation error"}
-                    )
+        for parameter in operation.get("parameters", []):
+            if parameter["in"] == "path" and parameter["name"] in names:
+                parameter["schema"] = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
+                operation.setdefault("responses", {}).setdefault(
+                    "422", {"description": "Validation error"}
+                )
+    return spec
+
+
+def document_operation_ids(spec: dict[str, Any]) -> dict[str, Any]:
+    """Name every operation after its view function (list_items, read_item, login, ...): the
+    names are the same in every flavour of this API, so a client generated from the document
+    gets short, stable method names. A new view's name is its operationId: make it a verb."""
+    for rule, operation in _documented_operations(spec):
+        operation["operationId"] = current_app.view_functions[rule.endpoint].__name__
     return spec

@@ -9,7 +9,7 @@ from ..problems import problem_responses
 from ..rate_limit import login_throttle, registration_throttle
 from ..security import create_access_token
 from .models import User
-from .schemas import AccessToken, UserRead, UserRegister
+from .schemas import AccessToken, LoginForm, UserRead, UserRegister
 from .services import user_authenticate, user_register
 
 auth_router = Router(tags=["auth"])
@@ -26,7 +26,7 @@ def register(request: HttpRequest, payload: UserRegister) -> Status[User]:
 
 
 @auth_router.post("/token", response={200: AccessToken, **problem_responses(400, 401, 422, 429)})
-def token(request: HttpRequest, username: Form[str], password: Form[str]) -> AccessToken:
+def login(request: HttpRequest, form: Form[LoginForm]) -> AccessToken:
     """The OAuth2 password flow: a form with username (the email) and password."""
     throttle = login_throttle()
     # Counted before the password is checked and given back when it is right (rate_limit.py):
@@ -34,7 +34,7 @@ def token(request: HttpRequest, username: Form[str], password: Form[str]) -> Acc
     # account, so a stranger failing for someone's account cannot lock them out.
     key = f"address:{request.META.get('REMOTE_ADDR', 'unknown')}"
     with throttle.attempt(key):
-        user = user_authenticate(email=username, password=password)
+        user = user_authenticate(email=form.username, password=form.password)
     expires_in = timedelta(minutes=settings.ACCESS_TOKEN_EXPIRE_MINUTES)
     access_token = create_access_token(
         subject=user.id, secret_key=settings.SECRET_KEY, expires_in=expires_in
@@ -43,5 +43,5 @@ def token(request: HttpRequest, username: Form[str], password: Form[str]) -> Acc
 
 
 @users_router.get("/me", response={200: UserRead, **problem_responses(401)})
-def me(request: HttpRequest) -> User:
+def read_current_user(request: HttpRequest) -> User:
     return current_user(request)

@@ -71,7 +71,7 @@ def register(payload: UserRegister) -> UserRead:
 @auth_bp.input(LoginForm, location="form", arg_name="form")
 @auth_bp.output(AccessToken)
 @auth_bp.doc(responses={401: "Unauthorized", 429: "Too Many Requests"})
-def token(form: LoginForm) -> AccessToken:
+def login(form: LoginForm) -> AccessToken:
     throttle = login_throttle()
     # Counted before the password is checked and given back when it is right (rate_limit.py):
     # per client address (behind a proxy, the one TRUSTED_PROXIES lets it name), never per
@@ -90,5 +90,5 @@ def token(form: LoginForm) -> AccessToken:
 @users_bp.get("/me")
 @users_bp.output(UserRead)
 @users_bp.doc(security=BEARER_AUTH)
-def me() -> UserRead:
+def read_current_user() -> UserRead:
     return UserRead.model_validate(current_user())
