@@ -55,6 +55,8 @@ def test_health(live: Live, client: httpx.Client) -> None:
     checks = {"database": "ok"}
     if live.project.answers.get("celery"):
         checks["broker"] = "ok"
+    if live.project.answers.get("redis"):
+        checks["cache"] = "ok"
     assert ready.json() == {"status": "ok", "checks": checks}
 
 
