@@ -36,6 +36,8 @@ from bench.common import free_port, run
 from .harness import (
     BROKER_SERVER_VARIABLES,
     DATABASE_SERVER_VARIABLES,
+    OutageProxy,
+    delete_broker_queue,
     items_table_locked,
     items_table_missing,
     scratch_database,
@@ -163,11 +165,24 @@ def test_two_replicas_of_two_workers_behind_a_trusted_proxy_count_logins_once(
         pytest.skip(f"set {variable} to the URL of a {answers['database']} server")
     with scratch_database(server) as database_url:
         project = load.prepare_project(tmp_path / "service", answers, database_url=database_url)
-        behind_a_proxy(project, framework, tmp_path, database_url, redis=bool(answers.get("redis")))
+        behind_a_proxy(
+            project,
+            framework,
+            tmp_path,
+            database_url,
+            redis=bool(answers.get("redis")),
+            broker=answers.get("broker") == "redis",
+        )
 
 
 def behind_a_proxy(
-    project: load.Project, framework: str, tmp_path: Path, database_url: str, *, redis: bool
+    project: load.Project,
+    framework: str,
+    tmp_path: Path,
+    database_url: str,
+    *,
+    redis: bool,
+    broker: bool,
 ) -> None:
     # The replicas share the store as processes of one host share the default file; a file of
     # this test's own, so no other test's counts (same service name) are in it.
@@ -182,6 +197,20 @@ def behind_a_proxy(
     ports = [free_port(), free_port()]
     secret_key = secrets.token_urlsafe(48)
     with ExitStack() as stack:
+        broker_proxy = None
+        if broker:
+            # Celery's broker (Redis) behind a TCP proxy the test can stop, on a queue of the
+            # run's own, deleted after.
+            broker_url = redis_store().rsplit("/", 1)[0] + "/4"
+            queue = f"cb-proxy-{uuid.uuid4().hex[:10]}"
+            broker_proxy = stack.enter_context(OutageProxy(broker_url))
+            broker_settings = {"CELERY_BROKER_URL": broker_url, "CELERY_TASK_DEFAULT_QUEUE": queue}
+            stack.callback(delete_broker_queue, project.path, broker_settings)
+            shared |= {
+                "CELERY_BROKER_URL": broker_proxy.url(broker_url),
+                "CELERY_RESULT_BACKEND": broker_proxy.url(broker_url),
+                "CELERY_TASK_DEFAULT_QUEUE": queue,
+            }
         replicas = []
         for port in ports:
             env = load.production_env(framework, port, workers=2)
@@ -308,6 +337,18 @@ def behind_a_proxy(
             if line.get("status") == 500
         }
         assert set(request_ids) <= logged_ids, logged_ids
+
+        if broker_proxy is not None:
+            # The broker stops: every replica stays ready (200, "degraded", naming the broker),
+            # so the load balancer keeps them, and registration goes on without it.
+            broker_proxy.stop()
+            for _ in replicas:
+                ready = owner.get("/health/ready")
+                assert ready.status_code == 200, ready.text
+                assert ready.json()["status"] == "degraded", ready.text
+                assert ready.json()["checks"]["broker"] == "error", ready.text
+            later = {"email": f"later-{uuid.uuid4().hex[:8]}@example.com", "password": PASSWORD}
+            assert owner.post("/api/v1/auth/register", json=later).status_code == 201
 
         # Each request's log line names its client: the proxy's word for it, or the peer.
         clients = {
