@@ -49,7 +49,11 @@ STATEMENT_TIMEOUT_SLACK_SECONDS = 1.5
 
 PROBLEM = "application/problem+json"
 DATABASE_UNAVAILABLE = "The database is unavailable; try again later."
-BROKER_DOWN = {"database": "ok", "broker": "error"}
+
+
+def other_checks(answers: dict[str, object]) -> dict[str, str]:
+    """The readiness checks of the project's optional dependencies, all up."""
+    return {"cache": "ok"} if answers.get("redis") else {}
 
 
 def server_command(project: GeneratedProject) -> str:
@@ -167,10 +171,11 @@ def test_a_database_outage_is_reported_and_recovered_from_without_a_restart(
     generated: GeneratedProject,
 ) -> None:
     database_url = local_setting(generated.path, "DATABASE_URL")
-    # With Celery, the broker stays up.
+    # With Celery, the broker stays up (and Redis, with it).
     database_down = {
         "database": "error",
         **({"broker": "ok"} if generated.answers.get("celery") else {}),
+        **other_checks(generated.answers),
     }
     with (
         OutageProxy(database_url) as proxy,
@@ -241,6 +246,7 @@ def test_a_broker_outage_leaves_readiness_degraded_and_registration_goes_on(
     broker_url = local_setting(generated.path, "CELERY_BROKER_URL")
     # A queue of this test's own: the tasks it sends reach no worker, and are deleted after.
     queue = f"cb-faults-{uuid.uuid4().hex[:10]}"
+    broker_down = {"database": "ok", "broker": "error", **other_checks(generated.answers)}
     try:
         with (
             OutageProxy(broker_url) as proxy,
@@ -259,7 +265,7 @@ def test_a_broker_outage_leaves_readiness_degraded_and_registration_goes_on(
 
             proxy.stop()
             # The service serves without its broker: it stays in the load balancer.
-            assert_degraded(answer(client, "GET", "/health/ready"), checks=BROKER_DOWN)
+            assert_degraded(answer(client, "GET", "/health/ready"), checks=broker_down)
             assert answer(client, "GET", "/health/live").json() == {"status": "ok"}
             # The user is committed before the email is queued: the registration stands, and
             # the service logs the email it could not queue (housekeeping queues it later).
@@ -275,7 +281,7 @@ def test_a_broker_outage_leaves_readiness_degraded_and_registration_goes_on(
             assert server.log().count("welcome_email.enqueue_failed") == failed, server.log()
 
             assert_a_hang_is_reported(
-                proxy, client, server, lambda ready: assert_degraded(ready, checks=BROKER_DOWN)
+                proxy, client, server, lambda ready: assert_degraded(ready, checks=broker_down)
             )
             assert server.process.poll() is None, server.log()[-6000:]
     finally:
