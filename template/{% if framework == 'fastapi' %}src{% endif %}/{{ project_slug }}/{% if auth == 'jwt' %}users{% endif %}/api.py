@@ -3,13 +3,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, Request, status
 
-from ..dependencies import (
-    CurrentUser,
-    LoginThrottleDep,
-    RegistrationThrottleDep,
-    SessionDep,
-    SettingsDep,
-)
+from ..auth import CurrentUser
+from ..dependencies import LoginThrottleDep, RegistrationThrottleDep, SessionDep, SettingsDep
 from ..problems import problem_responses
 from ..security import create_access_token
 from .schemas import AccessToken, LoginForm, UserRead, UserRegister

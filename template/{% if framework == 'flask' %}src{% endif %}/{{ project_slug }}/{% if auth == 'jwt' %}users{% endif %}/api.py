@@ -3,44 +3,18 @@
 from datetime import timedelta
 
 from apiflask import APIBlueprint
-from flask import current_app, g, request
+from flask import current_app, request
 
+from ..auth import BEARER_AUTH, current_user, require_user
 from ..database import get_session
-from ..errors import AuthenticationError
 from ..rate_limit import LoginThrottle, RegistrationThrottle
-from ..security import InvalidTokenError, create_access_token, decode_access_token
+from ..security import create_access_token
 from ..settings import current_settings
-from .models import User
 from .schemas import AccessToken, LoginForm, UserRead, UserRegister
-from .selectors import user_get
 from .services import user_authenticate, user_register
-
-# The OpenAPI security scheme of routes that need a bearer token (see create_app).
-BEARER_AUTH = "BearerAuth"
 
 auth_bp = APIBlueprint("auth", __name__, url_prefix="/auth", tag="auth")
 users_bp = APIBlueprint("users", __name__, url_prefix="/users", tag="users")
-
-
-def require_user() -> None:
-    """A blueprint's before_request hook: the request must carry a valid bearer token."""
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        raise AuthenticationError("Not authenticated.")
-    try:
-        user_id = decode_access_token(token, secret_key=current_settings().signing_key)
-    except InvalidTokenError:
-        raise AuthenticationError("The access token is invalid or has expired.") from None
-    user = user_get(session=get_session(), user_id=user_id)
-    if user is None or not user.is_active:
-        raise AuthenticationError("The access token does not belong to an active user.")
-    g.user = user
-
-
-def current_user() -> User:
-    """The user require_user found for this request."""
-    user: User = g.user
-    return user
 
 
 def login_throttle() -> LoginThrottle:
