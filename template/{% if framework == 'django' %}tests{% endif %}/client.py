@@ -24,7 +24,9 @@ class Client(DjangoClient):
     def get(
         self, *args: Any, params: Mapping[str, object] | None = None, **kwargs: Any
     ) -> "Response":
-        return super().get(*args, **kwargs | {"query_params": params})
+        if params is not None:
+            kwargs["query_params"] = params
+        return super().get(*args, **kwargs)
 
     def post(self, *args: Any, json: object = None, **kwargs: Any) -> "Response":
         return super().post(*args, **_with_json(kwargs, json))
