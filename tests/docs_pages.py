@@ -89,6 +89,7 @@ NOTES = {
     "src/my_service/items/migrations/": "this app's schema history",
     "tests/": "pytest, mirroring the features",
     "tests/conftest.py": "fixtures: every test starts on an empty database",
+    "tests/client.py": "the test client, called the same way in every flavour",
 }
 
 
