@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import jinja2
 import pytest
 import yaml
 from copier import run_copy, run_update
@@ -134,16 +135,25 @@ def releases(tmp_path_factory: pytest.TempPathFactory) -> Releases:
     new_heading = f"{heading} (revised in {NEW})"
     readme.write_text(text.replace(f"\n{heading}\n", f"\n{new_heading}\n", 1))
     (template / "CONTRIBUTING.md").write_text("# Contributing\n\nOpen a pull request.\n")
-    # The source the sample's file came from (other frameworks may have their own).
+    # The source the sample's file came from (other frameworks may have their own): the one whose
+    # path, rendered with the sample's answers, is the sample's file.
+    answers = yaml.safe_load(_only(list(sample.glob(".copier-answers.yml")), "answers").read_text())
+
+    def rendered_path(source: Path) -> str:
+        path = source.relative_to(template).as_posix()
+        return jinja2.Template(path).render(answers).removesuffix(".jinja")
+
     problems_source = _only(
         [
             path
-            for path in template.rglob("test_problems.py")
-            if path.read_bytes() == problems.read_bytes()
+            for path in template.rglob("test_problems.py*")
+            if rendered_path(path) == f"{tests_dir}/test_problems.py"
         ],
         "test_problems.py source",
     )
-    renamed_source = problems_source.with_name("test_problem_details.py")
+    renamed_source = problems_source.with_name(
+        problems_source.name.replace("test_problems.py", "test_problem_details.py")
+    )
     problems_source.rename(renamed_source)
     releases = Releases(
         repo=repo,
