@@ -566,6 +566,13 @@ def connect_to(database_url: str) -> Iterator[tuple[Any, bool]]:
             yield connection, False
 
 
+PROBLEM = "application/problem+json"
+# The statement bound the hung-query checks give the service, and how long after it the 503 may
+# come (the request's other work, a loaded machine).
+STATEMENT_TIMEOUT_SECONDS = 1.0
+STATEMENT_TIMEOUT_SLACK_SECONDS = 1.5
+
+
 @contextmanager
 def items_table_missing(framework: str, database_url: str) -> Iterator[None]:
     """The items table renamed away, as a deployment whose migrations did not run would leave

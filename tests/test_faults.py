@@ -18,6 +18,9 @@ import pytest
 
 from .conftest import GeneratedProject, has_users, on_broker_server, on_variants, one_each
 from .harness import (
+    PROBLEM,
+    STATEMENT_TIMEOUT_SECONDS,
+    STATEMENT_TIMEOUT_SLACK_SECONDS,
     OutageProxy,
     RunningServer,
     delete_broker_queue,
@@ -42,12 +45,6 @@ ANSWER_SECONDS = 5.0
 # Once the server is back, readiness is 200 again within this.
 RECOVERY_SECONDS = 15.0
 
-# The statement bound the hung-query check gives the service, and how long after it the 503 may
-# come (the request's other work, a loaded machine).
-STATEMENT_TIMEOUT_SECONDS = 1.0
-STATEMENT_TIMEOUT_SLACK_SECONDS = 1.5
-
-PROBLEM = "application/problem+json"
 DATABASE_UNAVAILABLE = "The database is unavailable; try again later."
 
 

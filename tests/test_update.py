@@ -209,7 +209,7 @@ def commit(project: Path, message: str) -> None:
     git(project, "commit", "--quiet", "--no-verify", "-m", message)
 
 
-def update_to_new(copie: Copie, project: Path) -> None:
+def update_keeping_answers(copie: Copie, project: Path) -> None:
     """`copier update --defaults` to NEW with the answers the project recorded, through
     pytest-copie (its post-copy task is limited to `copier copy`; the migrations run)."""
     result = copie.update(Result(project_dir=project), vcs_ref=NEW)
@@ -217,7 +217,9 @@ def update_to_new(copie: Copie, project: Path) -> None:
         raise result.exception
 
 
-def update(project: Path, answers: dict[str, Any] | None = None, vcs_ref: str = NEW) -> None:
+def update_changing_answers(
+    project: Path, answers: dict[str, Any] | None = None, vcs_ref: str = NEW
+) -> None:
     """An update that changes answers. pytest-copie's `copie.update` passes its answers as
     defaults, and Copier takes the project's recorded answers before those: it cannot change one.
     """
@@ -315,7 +317,7 @@ def test_team_edits_survive_and_template_changes_arrive(
     edits = edit_like_a_team(releases, project)
     assert check_update(project) == 2
 
-    update_to_new(copie, project)
+    update_keeping_answers(copie, project)
 
     readme = (project / "README.md").read_text()
     assert TEAM_NOTES in readme
@@ -362,7 +364,7 @@ def test_overlapping_edits_become_conflict_markers_with_a_message(
     commit(project, "Team wording")
     capfd.readouterr()
 
-    update_to_new(copie, project)
+    update_keeping_answers(copie, project)
 
     for name, ours, theirs in (
         ("README.md", team_heading, releases.new_heading),
@@ -454,7 +456,7 @@ def test_changed_answers_add_and_remove_files_and_keep_team_edits(
     (project / "docs" / "decisions.md").write_text("# Decisions\n")
     commit(project, "Team work")
 
-    update(project, change.after)
+    update_changing_answers(project, change.after)
 
     before = files(render_new(releases, tmp_path / "before", change.before))
     after = files(render_new(releases, tmp_path / "after", change.after))
@@ -499,7 +501,7 @@ def test_an_answer_a_deployed_project_cannot_change_is_refused_and_nothing_is_lo
     committed = {name: (project / name).read_bytes() for name in files(project)}
 
     with pytest.raises(Exception, match="returned non-zero exit status 1"):
-        update(project, after)
+        update_changing_answers(project, after)
 
     message = capfd.readouterr().err
     assert "changes answers a generated project cannot change" in message
@@ -687,7 +689,7 @@ def test_turning_celery_on_keeps_a_deployed_postgresql_database_and_its_history(
 
         broker = scratch_broker_settings("redis", broker_server)
         try:
-            update(project, {"celery": True, "broker": "redis"}, vcs_ref=OLD)
+            update_changing_answers(project, {"celery": True, "broker": "redis"}, vcs_ref=OLD)
             assert conflict_files(project) == []
             # Nothing the database has applied was rewritten, and nothing new is needed.
             assert migration_sources(project) == migrations_before
