@@ -52,6 +52,8 @@ NOTES = {
     ".claude/agents/backend-agent.md": "Claude Code subagent",
     ".github/workflows/ci.yml": "CI jobs: lint, types, tests, template drift check",
     ".github/workflows/template-update.yml": "weekly copier update as a pull request",
+    ".github/dependabot.yml": "weekly dependency update pull requests",
+    ".pre-commit-config.yaml": "the lint, format and type checks on each commit",
     "AGENTS.md": "instructions for coding agents (the canonical agent file)",
     "CLAUDE.md": "imports AGENTS.md for Claude Code",
     "Dockerfile": "multi-stage image: uv builder, slim non-root runtime",

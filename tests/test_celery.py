@@ -75,11 +75,12 @@ def beat_command(project: GeneratedProject) -> str:
     return documented_command((project.path / "README.md").read_text(), "Celery beat")
 
 
-def register(live: Live) -> str:
+def register(live: Live, headers: dict[str, str] | None = None) -> str:
     email = f"user-{uuid.uuid4().hex[:12]}@example.com"
     response = httpx.post(
         f"{live.url}/api/v1/auth/register",
         json={"email": email, "password": "correct horse battery"},
+        headers=headers,
         timeout=10,
     )
     assert response.status_code == 201, response.text
@@ -92,11 +93,15 @@ def test_the_worker_sends_the_welcome_email_of_a_user_registered_over_http(
 ) -> None:
     with background(worker_command(live.project), live.project.path, env=own_queue) as worker:
         worker.wait_for(WORKER_READY)
-        email = register(live)
-        # The console backend logs each email with its recipient.
+        request_id = f"signup-{uuid.uuid4().hex[:8]}"
+        email = register(live, headers={"X-Request-ID": request_id})
+        # The console backend logs each email with its recipient; the task's log lines carry
+        # the id of the request that queued it.
         sent = worker.wait_for(email)
         lines = [line for line in worker.log().splitlines() if email in line]
-        assert any("email.sent" in line for line in lines), worker.log()[-4000:]
+        logged = [line for line in lines if "email.sent" in line]
+        assert logged, worker.log()[-4000:]
+        assert all(request_id in line for line in logged), logged
         worker.wait_for("succeeded in", after=sent, timeout=30)
         assert "Traceback" not in worker.log(), worker.log()[-6000:]
 

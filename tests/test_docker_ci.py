@@ -111,8 +111,12 @@ MIGRATE_COMMANDS = {
 }
 DOCKER_FILES = {"Dockerfile", ".dockerignore", "compose.yaml"}
 CI_FILES = {
-    "github": {".github/workflows/ci.yml", ".github/workflows/template-update.yml"},
-    "gitlab": {".gitlab-ci.yml"},
+    "github": {
+        ".github/workflows/ci.yml",
+        ".github/workflows/template-update.yml",
+        ".github/dependabot.yml",
+    },
+    "gitlab": {".gitlab-ci.yml", "renovate.json"},
     "none": set(),
 }
 SERVICE_IMAGES: dict[str, str] = copier_config()["service_images"]["default"]
@@ -562,6 +566,30 @@ def ci_service_images(answers: dict[str, Any]) -> list[str]:
 
 CI_BROKER_URLS = {"redis": "redis://{host}:6379/0", "rabbitmq": "amqp://guest:guest@{host}:5672//"}
 CI_BROKER_PORTS = {"redis": "6379:6379", "rabbitmq": "5672:5672"}
+
+
+# --- Dependency updates ---------------------------------------------------------------------------
+
+
+def test_dependabot_or_renovate_updates_every_kind_of_dependency_the_project_has(rendered) -> None:
+    """Dependabot on GitHub, Renovate on GitLab: valid for the service that reads the file, and
+    covering the Python lock, the images when Docker is chosen, and the CI's actions or images."""
+    answers, project = rendered
+    docker = docker_on(answers)
+    if answers["ci"] == "github":
+        path, schema_name = ".github/dependabot.yml", "vendor.dependabot"
+        updates = yaml.safe_load((project / path).read_text())["updates"]
+        kinds = {update["package-ecosystem"] for update in updates}
+        expected = {"uv", "github-actions"} | ({"docker", "docker-compose"} if docker else set())
+    elif answers["ci"] == "gitlab":
+        path, schema_name = "renovate.json", "vendor.renovate"
+        kinds = set(json.loads((project / path).read_text())["enabledManagers"])
+        expected = {"pep621", "gitlabci"} | ({"dockerfile", "docker-compose"} if docker else set())
+    else:
+        return
+    schema = check(tool("check-jsonschema"), "--builtin-schema", schema_name, path, cwd=project)
+    assert schema.returncode == 0, schema.stdout + schema.stderr
+    assert kinds == expected
 
 
 # --- GitLab CI ------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Each generated project works as its README and agent files say, command by command."""
 
 import re
+import tomllib
 from pathlib import Path
 
 import yaml
@@ -51,6 +52,41 @@ def test_every_documented_command_works(generated: GeneratedProject) -> None:
         ]
         assert statements == ["pass"], text
         migration.unlink()
+
+
+@on_variants(["default"])
+def test_pre_commit_runs_the_ci_checks_and_stops_a_commit_that_fails_them(
+    generated: GeneratedProject,
+) -> None:
+    """The hooks are the documented lint, format and type checks, run from the locked environment
+    (local hooks: nothing to download, no second set of versions), and they stop a bad commit."""
+    config = yaml.safe_load((generated.path / ".pre-commit-config.yaml").read_text())
+    assert {repo["repo"] for repo in config["repos"]} == {"local"}
+    entries = [hook["entry"] for repo in config["repos"] for hook in repo["hooks"]]
+    # The README's commands, fixing rather than checking the format as a commit hook does.
+    documented = {"uv run ruff check", "uv run ruff format --check", "uv run mypy"}
+    assert documented <= set(generated.commands())
+    plain = [entry.replace(" --frozen", "").replace(" --force-exclude", "") for entry in entries]
+    assert plain == ["uv lock --check", "uv run ruff check", "uv run ruff format", "uv run mypy"]
+    dev = tomllib.loads((generated.path / "pyproject.toml").read_text())["dependency-groups"]
+    assert any(re.fullmatch(r"pre-commit==[\d.]+", pin) for pin in dev["dev"]), dev
+
+    assert_ok(run("uv run pre-commit install", generated.path), "uv run pre-commit install")
+    head = run("git rev-parse HEAD", generated.path).stdout
+    probe = Path("src") / "pre_commit_probe.py"
+    (generated.path / probe).write_text("import os\n")  # an unused import: ruff's F401
+    try:
+        assert_ok(run(f"git add {probe}", generated.path), "git add")
+        commit = run("git commit -q -m 'An unused import'", generated.path)
+        hooks = commit.stdout + commit.stderr  # git shows the hook's output on stderr
+        assert commit.returncode != 0, hooks
+        assert re.search(r"^ruff check\.+Failed$", hooks, re.MULTILINE), hooks
+        assert "F401" in hooks, hooks
+        assert run("git rev-parse HEAD", generated.path).stdout == head
+    finally:
+        run(f"git rm -q --cached --ignore-unmatch {probe}", generated.path)
+        (generated.path / probe).unlink(missing_ok=True)
+    assert run("git status --porcelain", generated.path).stdout == ""
 
 
 @on_variants(
