@@ -70,6 +70,7 @@ NOTES = {
     "src/my_service/database.py": "engine, sessions, Base with a naming convention",
     "src/my_service/dependencies.py": "Annotated dependencies (SessionDep, CurrentUser, ...)",
     "src/my_service/errors.py": "domain errors raised by services and selectors",
+    "src/my_service/error_reports.py": "unexpected errors to Sentry when SENTRY_DSN is set",
     "src/my_service/problems.py": "RFC 9457 problem details for every error",
     "src/my_service/health.py": "/health/live and /health/ready",
     "src/my_service/logs.py": "structlog setup and request logs",
@@ -92,6 +93,7 @@ NOTES = {
     "tests/": "pytest, mirroring the features",
     "tests/conftest.py": "fixtures: every test starts on an empty database",
     "tests/client.py": "the test client, called the same way in every flavour",
+    "tests/sentry_stand_in.py": "a Sentry stand-in on loopback for the error-report test",
 }
 
 
