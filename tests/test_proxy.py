@@ -16,6 +16,7 @@ the one its case names.
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import secrets
@@ -23,12 +24,15 @@ import shutil
 import subprocess
 import tempfile
 import textwrap
+import threading
 import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -126,6 +130,36 @@ def nginx(upstream_ports: list[int]) -> Iterator[str]:
 
 
 @contextmanager
+def sentry_stand_in() -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """A Sentry ingest on loopback: the DSN to give the service, and the error events it sent."""
+    events: list[dict[str, Any]] = []
+
+    class Ingest(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            if self.headers.get("Content-Encoding") == "gzip":
+                body = gzip.decompress(body)
+            # An envelope: a header line, then an item header line and its payload per item.
+            lines = body.split(b"\n")
+            for header, payload in zip(lines[1::2], lines[2::2], strict=False):
+                if header.strip() and json.loads(header).get("type") == "event":
+                    events.append(json.loads(payload))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            """Quiet."""
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Ingest)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://public@127.0.0.1:{server.server_port}/1", events
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@contextmanager
 def client_from(address: str, base_url: str) -> Iterator[httpx.Client]:
     """A client whose connections come from `address` (any 127.x.y.z is loopback on Linux)."""
     transport = httpx.HTTPTransport(local_address=address)
@@ -213,6 +247,7 @@ def behind_a_proxy(
                 "CELERY_RESULT_BACKEND": broker_proxy.url(broker_url),
                 "CELERY_TASK_DEFAULT_QUEUE": queue,
             }
+        sentry_dsn, reported = stack.enter_context(sentry_stand_in())
         replicas = []
         for port in ports:
             env = load.production_env(framework, port, workers=2)
@@ -222,6 +257,7 @@ def behind_a_proxy(
                 TRUSTED_PROXIES=PROXY_ADDRESS,
                 LOGIN_MAX_FAILURES=str(MAX_FAILURES),
                 DATABASE_STATEMENT_TIMEOUT_SECONDS=str(STATEMENT_TIMEOUT_SECONDS),
+                SENTRY_DSN=sentry_dsn,
             )
             if redis:
                 del env["RATE_LIMIT_STORAGE_URL"]  # unset: the counts go to REDIS_URL
@@ -347,6 +383,18 @@ def behind_a_proxy(
         ]
         assert [len(ids) for ids in answered] == [1, 1], answered
         assert set().union(*answered) == set(request_ids), answered
+        # Each replica reported its 500 to Sentry (sentry-sdk sends in the background), naming
+        # the request and nothing that identifies who sent it: no token, no client address.
+        deadline = time.monotonic() + 15
+        while len(reported) < len(replicas) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(reported) == len(replicas), reported
+        for event in reported:
+            assert event["exception"]["values"], event
+            assert event["request"]["url"].endswith("/api/v1/items"), event["request"]
+            sent = json.dumps(event)
+            assert token not in sent
+            assert "127.0.0.3" not in sent, event["request"]
 
         if broker_proxy is not None:
             # The broker stops: every replica stays ready (200, "degraded", naming the broker),
