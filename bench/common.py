@@ -75,11 +75,18 @@ def _children_cpu_seconds() -> float:
 
 
 def render(
-    destination: Path, answers: Mapping[str, Any], *, src: Path = TEMPLATE_ROOT, tasks: bool = False
+    destination: Path,
+    answers: Mapping[str, Any],
+    *,
+    src: Path = TEMPLATE_ROOT,
+    tasks: bool = False,
+    only: Sequence[str] = (),
 ) -> Path:
     """Render a template's committed HEAD in-process, as `copier copy --defaults --vcs-ref HEAD`
     (uncommitted changes in the template's working tree are rendered too, with a warning that is
-    silenced here)."""
+    silenced here). `only` names the files to write (and the answers file), when a check reads
+    no others: the rest is neither rendered nor written."""
+    exclude = ["*", "!.copier-answers.yml", *(f"!{name}" for name in only)] if only else []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         run_copy(
@@ -91,6 +98,7 @@ def render(
             skip_tasks=not tasks,
             quiet=True,
             vcs_ref="HEAD",
+            exclude=exclude,
         )
     return destination
 
