@@ -7,8 +7,9 @@ server also ends a hung query in a 503 at the statement timeout, answers an unex
 with a 500 problem whose request id comes back through the proxy and stands in its log line, and
 (with a Celery broker) stays ready, degraded, while the broker is down.
 
-Clients connect from their own loopback addresses (127.0.0.2, 127.0.0.3, ...), so the proxy sees
-each one's address, as it would on a network; the proxy connects to the service from 127.0.0.1.
+Clients connect from their own loopback addresses (127.x.y.2, 127.x.y.3, ..., x and y drawn for
+the run), so the proxy sees each one's address, as it would on a network; the proxy connects to
+the service from 127.0.0.1.
 The login counts live where each case says: the default SQLite file the processes of the host
 share, or Redis (shared by replicas on any host). The database is a real server, each flavour on
 the one its case names.
@@ -19,6 +20,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import random
 import secrets
 import shutil
 import subprocess
@@ -183,7 +185,8 @@ CASES = {
 
 
 def redis_store() -> str:
-    """A Redis database of the local server, its login counts cleared first."""
+    """A Redis database of the local server. Other tests may use it at the same time: the keys
+    of this test are its own (the run's client addresses, its cache key prefix)."""
     server = os.environ.get(BROKER_SERVER_VARIABLES["redis"])
     if not server:
         pytest.skip(f"set {BROKER_SERVER_VARIABLES['redis']} to the URL of a Redis server")
@@ -227,9 +230,6 @@ def behind_a_proxy(
         # REDIS_URL alone: the login counts go there by default, beside the read cache (under
         # keys of this run's own).
         shared = {"REDIS_URL": redis_store(), "CACHE_KEY_PREFIX": f"proxy-{uuid.uuid4().hex}"}
-        clear = "import sys; from limits.storage import storage_from_string as s; "
-        clear += "s(sys.argv[1]).reset()"
-        run(["uv", "run", "--no-sync", "python", "-c", clear, shared["REDIS_URL"]], project.path)
     ports = [free_port(), free_port()]
     secret_key = secrets.token_urlsafe(48)
     with ExitStack() as stack:
@@ -268,9 +268,13 @@ def behind_a_proxy(
             replicas.append(stack.enter_context(server))
         stack.enter_context(errors_reported(replicas))
         proxy = stack.enter_context(nginx(ports))
-        stranger = stack.enter_context(client_from("127.0.0.2", proxy))
-        owner = stack.enter_context(client_from("127.0.0.3", proxy))
-        direct = stack.enter_context(client_from("127.0.0.4", replicas[1].base_url))
+        # Loopback addresses of this run's own (all of 127.0.0.0/8 is loopback): the counts are
+        # per address, and another test may use the same Redis database at the same time.
+        net = f"127.{random.randint(1, 254)}.{random.randint(0, 255)}"
+        stranger_at, owner_at, direct_at, burst_at = (f"{net}.{host}" for host in (2, 3, 4, 5))
+        stranger = stack.enter_context(client_from(stranger_at, proxy))
+        owner = stack.enter_context(client_from(owner_at, proxy))
+        direct = stack.enter_context(client_from(direct_at, replicas[1].base_url))
 
         email = f"owner-{uuid.uuid4().hex[:8]}@example.com"
         registered = owner.post(
@@ -284,13 +288,13 @@ def behind_a_proxy(
         assert statuses == [401] * MAX_FAILURES + [429], statuses
         # Naming someone else in X-Forwarded-For does not help: the proxy appends the real
         # address, and the service reads from the right.
-        assert login(stranger, email, "wrong guess", **{"X-Forwarded-For": "127.0.0.9"}) == 429
+        assert login(stranger, email, "wrong guess", **{"X-Forwarded-For": f"{net}.9"}) == 429
         # The owner, another client of the same proxy, is not locked out.
         assert login(owner, email, PASSWORD) == 200
 
         # Straight to a replica, a peer that is not a trusted proxy names nobody: its failures
         # are its own, whatever X-Forwarded-For says, and do not fall on the owner's address.
-        pretending = {"X-Forwarded-For": "127.0.0.3"}
+        pretending = {"X-Forwarded-For": owner_at}
         statuses = [login(direct, email, "wrong guess", **pretending) for _ in range(MAX_FAILURES)]
         assert statuses == [401] * MAX_FAILURES, statuses
         assert login(direct, email, "wrong guess", **pretending) == 429
@@ -299,7 +303,7 @@ def behind_a_proxy(
         # A parallel burst of wrong passwords from one client, over both replicas and all four
         # processes: no more are checked (401) than the limit, the rest are refused (429).
         with (
-            client_from("127.0.0.5", proxy) as burst,
+            client_from(burst_at, proxy) as burst,
             ThreadPoolExecutor(max_workers=BURST) as pool,
         ):
             statuses = list(pool.map(lambda _: login(burst, email, "wrong"), range(BURST)))
@@ -310,8 +314,8 @@ def behind_a_proxy(
         token = owner.post("/api/v1/auth/token", data=form).json()["access_token"]
         headers = {"Authorization": f"Bearer {token}"}
         with (
-            client_from("127.0.0.3", replicas[0].base_url) as first,
-            client_from("127.0.0.3", replicas[1].base_url) as second,
+            client_from(owner_at, replicas[0].base_url) as first,
+            client_from(owner_at, replicas[1].base_url) as second,
         ):
             created = first.post("/api/v1/items", json={"name": "Lamp"}, headers=headers)
             assert created.status_code == 201, created.text
@@ -349,7 +353,7 @@ def behind_a_proxy(
         # the statement timeout, on each replica's production server.
         for replica in replicas:
             with (
-                client_from("127.0.0.3", replica.base_url) as straight,
+                client_from(owner_at, replica.base_url) as straight,
                 items_table_locked(framework, database_url),
             ):
                 started = time.monotonic()
@@ -394,7 +398,7 @@ def behind_a_proxy(
             assert event["request"]["url"].endswith("/api/v1/items"), event["request"]
             sent = json.dumps(event)
             assert token not in sent
-            assert "127.0.0.3" not in sent, event["request"]
+            assert owner_at not in sent, event["request"]
 
         if broker_proxy is not None:
             # The broker stops: every replica stays ready (200, "degraded", naming the broker),
@@ -415,7 +419,7 @@ def behind_a_proxy(
             for line in logged_requests(replica.log())
             if line["path"].startswith("/api/v1/auth/")
         }
-        assert clients == {"127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"}, clients
+        assert clients == {stranger_at, owner_at, direct_at, burst_at}, clients
 
 
 @contextmanager
