@@ -74,6 +74,7 @@ NOTES = {
     "src/my_service/problems.py": "RFC 9457 problem details for every error",
     "src/my_service/health.py": "/health/live and /health/ready",
     "src/my_service/logs.py": "structlog setup and request logs",
+    "src/my_service/traces.py": "OTLP traces when OTEL_EXPORTER_OTLP_ENDPOINT is set",
     "src/my_service/hardening.py": "security headers, the request body limit, CORS",
     "src/my_service/security.py": "password hashing and access tokens",
     "src/my_service/auth.py": "bearer-token authentication for the routers",
@@ -94,6 +95,7 @@ NOTES = {
     "tests/conftest.py": "fixtures: every test starts on an empty database",
     "tests/client.py": "the test client, called the same way in every flavour",
     "tests/sentry_stand_in.py": "a Sentry stand-in on loopback for the error-report test",
+    "tests/trace_collector.py": "an OpenTelemetry collector stand-in for the trace tests",
 }
 
 

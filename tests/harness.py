@@ -15,6 +15,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from functools import cache
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -25,6 +26,10 @@ import pymysql
 import yaml
 from jinja2 import FileSystemLoader
 from jinja2.sandbox import SandboxedEnvironment
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
 
 # The working tree of the template rendered in-process (as `copier copy --defaults -d`), and a
 # free loopback port: shared with the benchmarks.
@@ -603,3 +608,87 @@ def items_table_locked(framework: str, database_url: str) -> Iterator[None]:
             connection.cursor().execute(f"LOCK TABLES {table} WRITE")
             yield
             connection.cursor().execute("UNLOCK TABLES")
+
+
+@dataclass(frozen=True)
+class ExportedSpan:
+    """A span a generated service exported, as the OTLP stand-in read it."""
+
+    service: str
+    name: str
+    kind: int
+    trace_id: str
+    span_id: str
+    parent_span_id: str
+    attributes: dict[str, Any]
+
+
+class OtlpCollector:
+    """An OpenTelemetry collector stand-in on loopback: the OTLP/HTTP receiver a service's
+    OTEL_EXPORTER_OTLP_ENDPOINT names, keeping the spans it is sent."""
+
+    SERVER = 2  # SpanKind values in the OTLP protocol
+    CONSUMER = 5
+
+    def __init__(self) -> None:
+        self.spans: list[ExportedSpan] = []
+        collector = self
+
+        class Receiver(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                if self.path == "/v1/traces":
+                    collector._receive(ExportTraceServiceRequest.FromString(body))
+                answer = ExportTraceServiceResponse().SerializeToString()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                """Quiet."""
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+        self.endpoint = f"http://127.0.0.1:{self.server.server_port}"
+
+    def _receive(self, export: ExportTraceServiceRequest) -> None:
+        for resource_spans in export.resource_spans:
+            resource = _attributes(resource_spans.resource.attributes)
+            for scope_spans in resource_spans.scope_spans:
+                self.spans.extend(
+                    ExportedSpan(
+                        service=str(resource.get("service.name")),
+                        name=span.name,
+                        kind=span.kind,
+                        trace_id=span.trace_id.hex(),
+                        span_id=span.span_id.hex(),
+                        parent_span_id=span.parent_span_id.hex(),
+                        attributes=_attributes(span.attributes),
+                    )
+                    for span in scope_spans.spans
+                )
+
+    def wait_for(self, found: Any, *, timeout: float = 30) -> list[ExportedSpan]:
+        """The spans received once `found(spans)` holds (services export in batches, every few
+        seconds)."""
+        deadline = time.monotonic() + timeout
+        while not found(list(self.spans)):
+            assert time.monotonic() < deadline, f"no such spans in {timeout} s: {self.spans}"
+            time.sleep(0.2)
+        return list(self.spans)
+
+
+def _attributes(pairs: Any) -> dict[str, Any]:
+    return {pair.key: getattr(pair.value, str(pair.value.WhichOneof("value"))) for pair in pairs}
+
+
+@contextmanager
+def otlp_collector() -> Iterator[OtlpCollector]:
+    collector = OtlpCollector()
+    threading.Thread(target=collector.server.serve_forever, daemon=True).start()
+    try:
+        yield collector
+    finally:
+        collector.server.shutdown()
+        collector.server.server_close()

@@ -18,11 +18,14 @@ from .conftest import (
 )
 from .harness import (
     BROKER_SERVER_VARIABLES,
+    ExportedSpan,
+    OtlpCollector,
     background,
     delete_broker_queue,
     documented_command,
     is_server_command,
     local_setting,
+    otlp_collector,
     serve,
 )
 from .smtp import smtp_server
@@ -75,6 +78,21 @@ def beat_command(project: GeneratedProject) -> str:
     return documented_command((project.path / "README.md").read_text(), "Celery beat")
 
 
+def registered(spans: list[ExportedSpan]) -> list[ExportedSpan]:
+    """The server spans of registrations."""
+    return [
+        span
+        for span in spans
+        if span.kind == OtlpCollector.SERVER
+        and str(span.attributes.get("http.route")).endswith("auth/register")
+    ]
+
+
+def run(spans: list[ExportedSpan]) -> list[ExportedSpan]:
+    """The spans of tasks run by a worker."""
+    return [span for span in spans if span.kind == OtlpCollector.CONSUMER]
+
+
 def register(live: Live, headers: dict[str, str] | None = None) -> str:
     email = f"user-{uuid.uuid4().hex[:12]}@example.com"
     response = httpx.post(
@@ -89,21 +107,38 @@ def register(live: Live, headers: dict[str, str] | None = None) -> str:
 
 @with_welcome_email
 def test_the_worker_sends_the_welcome_email_of_a_user_registered_over_http(
-    live: Live, own_queue: dict[str, str]
+    generated: GeneratedProject, own_queue: dict[str, str]
 ) -> None:
-    with background(worker_command(live.project), live.project.path, env=own_queue) as worker:
-        worker.wait_for(WORKER_READY)
-        request_id = f"signup-{uuid.uuid4().hex[:8]}"
-        email = register(live, headers={"X-Request-ID": request_id})
-        # The console backend logs each email with its recipient; the task's log lines carry
-        # the id of the request that queued it.
-        sent = worker.wait_for(email)
-        lines = [line for line in worker.log().splitlines() if email in line]
-        logged = [line for line in lines if "email.sent" in line]
-        assert logged, worker.log()[-4000:]
-        assert all(request_id in line for line in logged), logged
-        worker.wait_for("succeeded in", after=sent, timeout=30)
-        assert "Traceback" not in worker.log(), worker.log()[-6000:]
+    """The task carries the request's id and continues its trace: with
+    OTEL_EXPORTER_OTLP_ENDPOINT set, the dev server and the worker export to one collector, and
+    the task's span is in the trace of the request that queued it."""
+    server_command = next(command for command in generated.commands() if is_server_command(command))
+    with otlp_collector() as collector:
+        env = own_queue | {"OTEL_EXPORTER_OTLP_ENDPOINT": collector.endpoint}
+        with (
+            serve(server_command, generated.path, env=env) as server,
+            background(worker_command(generated), generated.path, env=env) as worker,
+        ):
+            worker.wait_for(WORKER_READY)
+            request_id = f"signup-{uuid.uuid4().hex[:8]}"
+            email = register(Live(generated, server), headers={"X-Request-ID": request_id})
+            # The console backend logs each email with its recipient; the task's log lines
+            # carry the id of the request that queued it.
+            sent = worker.wait_for(email)
+            lines = [line for line in worker.log().splitlines() if email in line]
+            logged = [line for line in lines if "email.sent" in line]
+            assert logged, worker.log()[-4000:]
+            assert all(request_id in line for line in logged), logged
+            worker.wait_for("succeeded in", after=sent, timeout=30)
+            assert "Traceback" not in worker.log(), worker.log()[-6000:]
+            # Each process exports in batches, every few seconds.
+            spans = collector.wait_for(lambda spans: registered(spans) and run(spans))
+    (request,) = registered(spans)
+    (task,) = run(spans)
+    assert task.trace_id == request.trace_id, spans
+    assert task.name.endswith("send_welcome_email"), task
+    # The task's log lines name that trace too.
+    assert all(request.trace_id in line for line in logged), logged
 
 
 @with_welcome_email

@@ -48,10 +48,13 @@ from .harness import (
     PROBLEM,
     STATEMENT_TIMEOUT_SECONDS,
     STATEMENT_TIMEOUT_SLACK_SECONDS,
+    ExportedSpan,
+    OtlpCollector,
     OutageProxy,
     delete_broker_queue,
     items_table_locked,
     items_table_missing,
+    otlp_collector,
     scratch_database,
 )
 
@@ -248,6 +251,7 @@ def behind_a_proxy(
                 "CELERY_TASK_DEFAULT_QUEUE": queue,
             }
         sentry_dsn, reported = stack.enter_context(sentry_stand_in())
+        collector = stack.enter_context(otlp_collector())
         replicas = []
         for port in ports:
             env = load.production_env(framework, port, workers=2)
@@ -258,6 +262,7 @@ def behind_a_proxy(
                 LOGIN_MAX_FAILURES=str(MAX_FAILURES),
                 DATABASE_STATEMENT_TIMEOUT_SECONDS=str(STATEMENT_TIMEOUT_SECONDS),
                 SENTRY_DSN=sentry_dsn,
+                OTEL_EXPORTER_OTLP_ENDPOINT=collector.endpoint,
             )
             if redis:
                 del env["RATE_LIMIT_STORAGE_URL"]  # unset: the counts go to REDIS_URL
@@ -399,6 +404,28 @@ def behind_a_proxy(
             sent = json.dumps(event)
             assert token not in sent
             assert owner_at not in sent, event["request"]
+        # Each replica's workers export their traces: the JSON log line of each 500 names a
+        # trace the collector holds, the request named by its route template and its queries
+        # in it.
+        traces = {
+            line["trace_id"]
+            for replica in replicas
+            for line in logged_requests(replica.log())
+            if line.get("request_id") in request_ids
+        }
+        assert len(traces) == len(replicas), traces
+
+        def server_spans(spans: list[ExportedSpan]) -> dict[str, ExportedSpan]:
+            kind = OtlpCollector.SERVER
+            return {span.trace_id: span for span in spans if span.kind == kind}
+
+        spans = collector.wait_for(lambda spans: traces <= server_spans(spans).keys())
+        for trace_id in traces:
+            request = server_spans(spans)[trace_id]
+            assert request.name.startswith("GET "), request
+            assert str(request.attributes.get("http.route")).endswith("items"), request
+            queries = [span for span in spans if span.trace_id == trace_id and span != request]
+            assert any("db.query.text" in span.attributes for span in queries), queries
 
         if broker_proxy is not None:
             # The broker stops: every replica stays ready (200, "degraded", naming the broker),
