@@ -75,6 +75,7 @@ NOTES = {
     "src/my_service/health.py": "/health/live and /health/ready",
     "src/my_service/logs.py": "structlog setup and request logs",
     "src/my_service/traces.py": "OTLP traces when OTEL_EXPORTER_OTLP_ENDPOINT is set",
+    "src/my_service/metrics.py": "Prometheus metrics at /metrics when METRICS_TOKEN is set",
     "src/my_service/hardening.py": "security headers, the request body limit, CORS",
     "src/my_service/security.py": "password hashing and access tokens",
     "src/my_service/auth.py": "bearer-token authentication for the routers",

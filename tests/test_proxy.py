@@ -5,7 +5,9 @@ more password checks than the limit, every client is told apart by its own addre
 pass for another, and a write on one replica is read on the other. Each replica's production
 server also ends a hung query in a 503 at the statement timeout, answers an unexpected error
 with a 500 problem whose request id comes back through the proxy and stands in its log line, and
-(with a Celery broker) stays ready, degraded, while the broker is down.
+(with a Celery broker) stays ready, degraded, while the broker is down. Each replica exports its
+requests' traces to one OpenTelemetry collector stand-in, and its /metrics adds up its two
+workers' counts.
 
 Clients connect from their own loopback addresses (127.x.y.2, 127.x.y.3, ..., x and y drawn for
 the run), so the proxy sees each one's address, as it would on a network; the proxy connects to
@@ -29,6 +31,7 @@ import textwrap
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
@@ -38,6 +41,7 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from bench import load
 from bench.common import free_port, run
@@ -63,6 +67,7 @@ PROXY_ADDRESS = "127.0.0.1"
 MAX_FAILURES = 3
 BURST = 12
 PASSWORD = "correct horse battery"
+METRICS_TOKEN = "a-metrics-token-for-the-replicas"
 NGINX_INSTALL_HINT = "install nginx (Debian: apt-get install nginx) to run the proxy tests"
 
 
@@ -263,6 +268,7 @@ def behind_a_proxy(
                 DATABASE_STATEMENT_TIMEOUT_SECONDS=str(STATEMENT_TIMEOUT_SECONDS),
                 SENTRY_DSN=sentry_dsn,
                 OTEL_EXPORTER_OTLP_ENDPOINT=collector.endpoint,
+                METRICS_TOKEN=METRICS_TOKEN,
             )
             if redis:
                 del env["RATE_LIMIT_STORAGE_URL"]  # unset: the counts go to REDIS_URL
@@ -439,6 +445,20 @@ def behind_a_proxy(
             later = {"email": f"later-{uuid.uuid4().hex[:8]}@example.com", "password": PASSWORD}
             assert owner.post("/api/v1/auth/register", json=later).status_code == 201
 
+        # Each replica's /metrics adds up its two workers: whichever worker answers a scrape,
+        # the count of answered logins is the number the replica logged.
+        for replica in replicas:
+            logins = Counter(
+                str(line["status"])
+                for line in logged_requests(replica.log())
+                if line["path"] == "/api/v1/auth/token"
+            )
+            assert set(logins) >= {"200", "401", "429"}, logins
+            refused = httpx.get(f"{replica.base_url}/metrics", timeout=10)
+            assert refused.status_code == 401, refused.text
+            for _ in range(4):  # a scrape reaches one worker or the other
+                assert scraped_logins(replica.base_url) == logins
+
         # Each request's log line names its client: the proxy's word for it, or the peer.
         clients = {
             line["client"]
@@ -457,6 +477,22 @@ def errors_reported(replicas: list[load.Server]) -> Iterator[None]:
     except AssertionError as failure:
         errors = [line for replica in replicas for line in replica.log_errors()]
         raise AssertionError(f"{failure}\nServer errors: {errors}") from failure
+
+
+def scraped_logins(base_url: str) -> Counter[str]:
+    """The logins a server's /metrics counted, by status."""
+    response = httpx.get(
+        f"{base_url}/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}, timeout=10
+    )
+    assert response.status_code == 200, response.text
+    counted: Counter[str] = Counter()
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            if sample.name == "http_server_requests_total" and sample.labels["route"].endswith(
+                "auth/token"
+            ):
+                counted[sample.labels["status"]] += int(sample.value)
+    return counted
 
 
 def logged_requests(log: str) -> list[dict[str, object]]:
