@@ -386,16 +386,25 @@ def behind_a_proxy(
                 assert failed.headers["content-type"].startswith(PROBLEM)
                 assert failed.headers["x-request-id"] == request_id
                 assert "Traceback" not in failed.text
-        # The proxy took turns: each replica answered one of them and logged its id.
-        answered = [
-            {
-                line.get("request_id")
-                for line in logged_requests(replica.log())
-                if line.get("status") == 500
-            }
-            & set(request_ids)
-            for replica in replicas
-        ]
+
+        # The proxy took turns: each replica answered one of them and logged its id (a server
+        # writes the line once the response is sent: the client may read it first).
+        def answered_500s() -> list[set[object]]:
+            return [
+                {
+                    line.get("request_id")
+                    for line in logged_requests(replica.log())
+                    if line.get("status") == 500
+                }
+                & set(request_ids)
+                for replica in replicas
+            ]
+
+        deadline = time.monotonic() + 10
+        while sum(map(len, answered := answered_500s())) < len(request_ids):
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
         assert [len(ids) for ids in answered] == [1, 1], answered
         assert set().union(*answered) == set(request_ids), answered
         # Each replica reported its 500 to Sentry (sentry-sdk sends in the background), naming

@@ -77,6 +77,13 @@ def test_unknown_path_is_a_404_problem(client: httpx.Client) -> None:
     assert_problem(client.get("/api/v1/nothing-here"), 404)
 
 
+def test_no_metrics_without_a_metrics_token(client: httpx.Client) -> None:
+    """The dev server runs with METRICS_TOKEN empty, as .env.example leaves it: no /metrics (each
+    project's own tests cover it with a token), and it is not in the OpenAPI document."""
+    assert_problem(client.get("/metrics"), 404)
+    assert "/metrics" not in client.get("/openapi.json").json()["paths"]
+
+
 def test_items_crud_and_paging(live: Live, client: httpx.Client, auth: dict[str, str]) -> None:
     created = client.post(
         "/api/v1/items", json={"name": "Lamp", "description": "Desk lamp"}, headers=auth
