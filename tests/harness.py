@@ -11,13 +11,13 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from functools import cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -610,6 +610,22 @@ def items_table_locked(framework: str, database_url: str) -> Iterator[None]:
             connection.cursor().execute("UNLOCK TABLES")
 
 
+Value = TypeVar("Value")
+
+
+def eventually(
+    read: Callable[[], Value], done: Callable[[Value], Any], *, timeout: float, every: float = 0.1
+) -> Value:
+    """`read()` once `done` holds of it, or its last value after `timeout` seconds (the caller
+    checks it): for what a server writes or sends a moment after it has answered."""
+    deadline = time.monotonic() + timeout
+    value = read()
+    while not done(value) and time.monotonic() < deadline:
+        time.sleep(every)
+        value = read()
+    return value
+
+
 @dataclass(frozen=True)
 class ExportedSpan:
     """A span a generated service exported, as the OTLP stand-in read it."""
@@ -672,11 +688,9 @@ class OtlpCollector:
     def wait_for(self, found: Any, *, timeout: float = 30) -> list[ExportedSpan]:
         """The spans received once `found(spans)` holds (services export in batches, every few
         seconds)."""
-        deadline = time.monotonic() + timeout
-        while not found(list(self.spans)):
-            assert time.monotonic() < deadline, f"no such spans in {timeout} s: {self.spans}"
-            time.sleep(0.2)
-        return list(self.spans)
+        spans = eventually(lambda: list(self.spans), found, timeout=timeout, every=0.2)
+        assert found(spans), f"no such spans in {timeout} s: {spans}"
+        return spans
 
 
 def _attributes(pairs: Any) -> dict[str, Any]:

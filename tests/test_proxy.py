@@ -56,6 +56,7 @@ from .harness import (
     OtlpCollector,
     OutageProxy,
     delete_broker_queue,
+    eventually,
     items_table_locked,
     items_table_missing,
     otlp_collector,
@@ -400,18 +401,14 @@ def behind_a_proxy(
                 for replica in replicas
             ]
 
-        deadline = time.monotonic() + 10
-        while sum(map(len, answered := answered_500s())) < len(request_ids):
-            if time.monotonic() > deadline:
-                break
-            time.sleep(0.1)
+        answered = eventually(
+            answered_500s, lambda found: sum(map(len, found)) == len(request_ids), timeout=10
+        )
         assert [len(ids) for ids in answered] == [1, 1], answered
         assert set().union(*answered) == set(request_ids), answered
         # Each replica reported its 500 to Sentry (sentry-sdk sends in the background), naming
         # the request and nothing that identifies who sent it: no token, no client address.
-        deadline = time.monotonic() + 15
-        while len(reported) < len(replicas) and time.monotonic() < deadline:
-            time.sleep(0.1)
+        eventually(lambda: len(reported), lambda count: count >= len(replicas), timeout=15)
         assert len(reported) == len(replicas), reported
         for event in reported:
             assert event["exception"]["values"], event
