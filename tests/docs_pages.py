@@ -137,9 +137,9 @@ def render_layout(workdir: Path) -> str:
         "`schemas.py`, `services.py`, `selectors.py`, `api.py`. Other answers add or remove",
         "files, as [the options reference](options.md) says: `auth=none` removes `users/`,",
         "`security.py` and the login throttle; `ci` picks the CI files; `agent_files` the agent",
-        "files; `docker=false` drops `Dockerfile`, `.dockerignore` and `compose.yaml`. Add",
-        "`--pretend` and your `-d` answers to the generate command to list the files of other",
-        "answers without writing anything.",
+        "files; `docker=false` drops `Dockerfile`, `.dockerignore` and `compose.yaml`;",
+        "`deploy=kubernetes` adds the `k8s/` manifests. Add `--pretend` and your `-d` answers",
+        "to the generate command to list the files of other answers without writing anything.",
     ]
     for framework, title in FLAVOURS.items():
         project = render(workdir / framework / "my-service", {"framework": framework})

@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ import yaml
 
 from .harness import (
     BROKER_SERVER_VARIABLES,
+    DATABASE_SERVER_VARIABLES,
     TEMPLATE_ROOT,
     assert_ok,
     copier_config,
@@ -37,8 +39,10 @@ from .harness import (
     documented_commands,
     free_port,
     scratch_broker_settings,
+    scratch_database,
 )
 from .harness import render as render_project
+from .kube import assert_probe_passes, kube_podman, kustomize, played
 from .podman import CACHE, cache_lock, debian_base_image, missing_tools, podman, uv_image
 
 BIN = Path(sys.executable).parent
@@ -689,9 +693,15 @@ IMAGE_ENV: dict[str, dict[str, str]] = {
     "flask": {},
     "django": {"ALLOWED_HOSTS": "127.0.0.1"},
 }
-# FastAPI's image is built with Celery on Redis: its worker and beat run from the image too.
+# FastAPI's image is built with PostgreSQL, Celery on Redis and the Kubernetes manifests: its
+# worker and beat run from the image too, and then the manifests run it (tests/kube.py).
 IMAGE_ANSWERS: dict[str, dict[str, Any]] = {
-    "fastapi": {"celery": True, "broker": "redis"},
+    "fastapi": {
+        "database": "postgresql",
+        "celery": True,
+        "broker": "redis",
+        "deploy": "kubernetes",
+    },
     "flask": {},
     "django": {},
 }
@@ -712,9 +722,17 @@ def test_the_default_image_builds_migrates_and_serves(
     uv that runs these tests (the Dockerfile's BASE_IMAGE and UV_IMAGE arguments), apply the
     migrations with the compose `migrate` command, start the production server, pass its health
     check, serve /docs with its assets, and log every request as one JSON line. With Celery, the
-    compose worker and beat commands run from the image and pass their compose health checks."""
+    compose worker and beat commands run from the image and pass their compose health checks.
+    With the Kubernetes manifests, podman plays them on the same image: the migration Job's pod
+    migrates a database of its own, and every probe of the web server, worker and beat passes."""
     answers = {"framework": framework, **IMAGE_ANSWERS[framework]}
     broker_settings: dict[str, str] = {}
+    database_server = ""
+    if answers.get("database", "sqlite") != "sqlite":
+        variable = DATABASE_SERVER_VARIABLES[answers["database"]]
+        database_server = os.environ.get(variable, "")
+        if not database_server:
+            pytest.skip(f"set {variable} to the URL of a {answers['database']} server to check it")
     if answers.get("celery"):
         variable = BROKER_SERVER_VARIABLES[answers["broker"]]
         server = os.environ.get(variable)
@@ -735,31 +753,35 @@ def test_the_default_image_builds_migrates_and_serves(
         **IMAGE_ENV[framework],
         **broker_settings,
     }
+    # The database of this run, on the shared server (dropped at the end).
+    databases = ExitStack()
+    if database_server:
+        env["DATABASE_URL"] = databases.enter_context(scratch_database(database_server))
     env_args = [arg for name, value in env.items() for arg in ("--env", f"{name}={value}")]
-    podman(
-        "build",
-        "--isolation",
-        "chroot",
-        "--network",
-        "host",
-        "--pull=never",
-        # Docker's image format keeps HEALTHCHECK (OCI has no field for it); one layer per stage
-        # keeps the build fast on vfs storage.
-        "--format",
-        "docker",
-        "--layers=false",
-        "--build-arg",
-        f"BASE_IMAGE={debian_base_image()}",
-        "--build-arg",
-        f"UV_IMAGE={uv_image()}",
-        "--tag",
-        tag,
-        str(project),
-        timeout=1500,
-    )
     container = None
     celery_containers: list[str] = []
     try:
+        podman(
+            "build",
+            "--isolation",
+            "chroot",
+            "--network",
+            "host",
+            "--pull=never",
+            # Docker's image format keeps HEALTHCHECK (OCI has no field for it); one layer per stage
+            # keeps the build fast on vfs storage.
+            "--format",
+            "docker",
+            "--layers=false",
+            "--build-arg",
+            f"BASE_IMAGE={debian_base_image()}",
+            "--build-arg",
+            f"UV_IMAGE={uv_image()}",
+            "--tag",
+            tag,
+            str(project),
+            timeout=1500,
+        )
         user = podman("image", "inspect", "--format", "{{.Config.User}}", tag).stdout.strip()
         assert user == "10001:10001"
         podman("volume", "create", volume)
@@ -825,6 +847,13 @@ def test_the_default_image_builds_migrates_and_serves(
         )
         if celery_containers:
             assert_celery_runs(compose, *celery_containers)
+        if answers.get("deploy") == "kubernetes":
+            # A database of its own, so that the migration Job's pod has migrations to apply.
+            kube_settings = {
+                "DATABASE_URL": databases.enter_context(scratch_database(database_server)),
+                **{name: env[name] for name in ("SECRET_KEY", *broker_settings)},
+            }
+            assert_runs_on_kubernetes(project, tag, kube_settings, framework)
     finally:
         if celery_containers:
             podman("exec", celery_containers[0], "python", "-c", DELETE_QUEUE, check=False)
@@ -833,6 +862,52 @@ def test_the_default_image_builds_migrates_and_serves(
                 podman("rm", "--force", started, check=False)
         podman("volume", "rm", "--force", volume, check=False)
         podman("rmi", "--force", tag, check=False)
+        databases.close()
+
+
+def assert_runs_on_kubernetes(
+    project: Path, image: str, settings: dict[str, str], framework: str
+) -> None:
+    """Play the project's Kubernetes manifests (as kustomize builds them) with podman on the
+    image: the migration Job's pod migrates the database in `settings`, every probe of every
+    workload passes in the time the kubelet would give it, a user registers through the web pod
+    (so the schema is there), and the pods run as the manifests say: the image's user, a
+    read-only root filesystem, a clean stop within the grace period."""
+    manifests = kustomize(project / "k8s")
+    port = free_port()
+    run = project.parent / "kube-run"
+    run.mkdir()
+    with played(manifests, run, image, settings, port, PORT_VARIABLE[framework]) as pods:
+        assert MIGRATED[framework] in pods["migrate"].logs()
+        for component, played_pod in pods.items():
+            (container,) = (
+                played_pod.manifest["spec"]["containers"]
+                if component == "migrate"
+                else played_pod.manifest["spec"]["template"]["spec"]["containers"]
+            )
+            for kind in ("startupProbe", "livenessProbe", "readinessProbe"):
+                if kind in container:
+                    assert_probe_passes(played_pod, kind)
+        web = pods["web"]
+        registered = httpx.post(
+            f"http://127.0.0.1:{port}/api/v1/auth/register",
+            json={"email": "kube@example.com", "password": "correct horse battery"},
+            timeout=10,
+        )
+        assert registered.status_code == 201, registered.text
+        assert web.inspect("{{.Config.User}}") == "10001:10001"
+        assert web.inspect("{{.HostConfig.ReadonlyRootfs}}") == "true"
+        written = kube_podman("exec", web.container, "touch", "/app/written", check=False)
+        assert "Read-only file system" in written.stderr
+        # Stopped as the kubelet stops it (SIGTERM, then SIGKILL after the grace period; podman 4
+        # does not read the period from the manifest): the server finishes cleanly in time.
+        grace = web.manifest["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+        kube_podman("stop", "--time", str(grace), web.container)
+        assert web.inspect("{{.State.ExitCode}}") == "0", web.logs()[-4000:]
+        logs = web.logs()
+        assert "Traceback" not in logs, logs[-4000:]
+        # The request log is the production one: a JSON line per request.
+        assert '"path": "/api/v1/auth/register", "client": "127.0.0.1", "status": 201' in logs
 
 
 # Removes this run's queue from the shared broker server, with the image's own kombu.

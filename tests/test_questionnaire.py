@@ -47,6 +47,12 @@ REFUSED = [
     ({"license": "GPL"}, "Invalid choice"),
     ({"agent_files": ["claude"]}, "select agents_md too"),
     ({"agent_files": ["windsurf"]}, "Invalid choice"),
+    ({"deploy": "kubernetes"}, "cannot share SQLite's file: type none here"),
+    (
+        {"deploy": "kubernetes", "database": "postgresql", "celery": True, "broker": "sqlite"},
+        "SQLite broker's file: type none here",
+    ),
+    ({"deploy": "helm"}, "Invalid choice"),
 ]
 
 
