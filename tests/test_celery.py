@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from .conftest import (
     GeneratedProject,
@@ -23,6 +24,7 @@ from .harness import (
     background,
     delete_broker_queue,
     documented_command,
+    free_port,
     is_server_command,
     local_setting,
     otlp_collector,
@@ -78,6 +80,22 @@ def beat_command(project: GeneratedProject) -> str:
     return documented_command((project.path / "README.md").read_text(), "Celery beat")
 
 
+METRICS_TOKEN = "a-metrics-token-for-the-worker"
+
+
+def scrape_worker(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """The samples a worker serves on its metrics port; a scrape without the token is refused."""
+    url = f"http://127.0.0.1:{port}/metrics"
+    assert httpx.get(url, timeout=10).status_code == 401
+    response = httpx.get(url, headers={"Authorization": f"Bearer {METRICS_TOKEN}"}, timeout=10)
+    assert response.status_code == 200, response.text
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+    }
+
+
 def registered(spans: list[ExportedSpan]) -> list[ExportedSpan]:
     """The server spans of registrations."""
     return [
@@ -111,10 +129,17 @@ def test_the_worker_sends_the_welcome_email_of_a_user_registered_over_http(
 ) -> None:
     """The task carries the request's id and continues its trace: with
     OTEL_EXPORTER_OTLP_ENDPOINT set, the dev server and the worker export to one collector, and
-    the task's span is in the trace of the request that queued it."""
+    the task's span is in the trace of the request that queued it. With METRICS_TOKEN set, the
+    worker's main process serves on WORKER_METRICS_PORT the count and duration of the task, which
+    ran in one of its pool's child processes."""
     server_command = next(command for command in generated.commands() if is_server_command(command))
+    metrics_port = free_port()
     with otlp_collector() as collector:
-        env = own_queue | {"OTEL_EXPORTER_OTLP_ENDPOINT": collector.endpoint}
+        env = own_queue | {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": collector.endpoint,
+            "METRICS_TOKEN": METRICS_TOKEN,
+            "WORKER_METRICS_PORT": str(metrics_port),
+        }
         with (
             serve(server_command, generated.path, env=env) as server,
             background(worker_command(generated), generated.path, env=env) as worker,
@@ -133,6 +158,14 @@ def test_the_worker_sends_the_welcome_email_of_a_user_registered_over_http(
             assert "Traceback" not in worker.log(), worker.log()[-6000:]
             # Each process exports in batches, every few seconds.
             spans = collector.wait_for(lambda spans: registered(spans) and run(spans))
+            scraped = scrape_worker(metrics_port)
+    welcome_email = (
+        f"{generated.answers.get('project_slug', 'my_service')}.users.tasks.send_welcome_email"
+    )
+    succeeded = (("state", "SUCCESS"), ("task", welcome_email))
+    assert scraped.get(("celery_tasks_total", succeeded)) == 1, scraped
+    duration = ("celery_task_duration_seconds_count", (("task", welcome_email),))
+    assert scraped.get(duration) == 1, scraped
     (request,) = registered(spans)
     (task,) = run(spans)
     assert task.trace_id == request.trace_id, spans
