@@ -42,7 +42,7 @@ from .harness import (
     scratch_database,
 )
 from .harness import render as render_project
-from .kube import assert_probe_passes, kube_podman, kustomize, played
+from .kube import assert_probe_passes, kube_podman, kustomize, played, the
 from .podman import CACHE, cache_lock, debian_base_image, missing_tools, podman, uv_image
 
 BIN = Path(sys.executable).parent
@@ -694,7 +694,8 @@ IMAGE_ENV: dict[str, dict[str, str]] = {
     "django": {"ALLOWED_HOSTS": "127.0.0.1"},
 }
 # FastAPI's image is built with PostgreSQL, Celery on Redis and the Kubernetes manifests: its
-# worker and beat run from the image too, and then the manifests run it (tests/kube.py).
+# worker and beat run from the image too, and then the manifests run it (tests/kube.py). Django's
+# with MySQL and the manifests (its probes name a host ALLOWED_HOSTS lists); Flask's with SQLite.
 IMAGE_ANSWERS: dict[str, dict[str, Any]] = {
     "fastapi": {
         "database": "postgresql",
@@ -703,7 +704,7 @@ IMAGE_ANSWERS: dict[str, dict[str, Any]] = {
         "deploy": "kubernetes",
     },
     "flask": {},
-    "django": {},
+    "django": {"database": "mysql", "deploy": "kubernetes"},
 }
 GUNICORN = {"flask", "django"}
 PORT_VARIABLE = {"fastapi": "UVICORN_PORT", "flask": "PORT", "django": "PORT"}
@@ -889,9 +890,12 @@ def assert_runs_on_kubernetes(
                 if kind in container:
                     assert_probe_passes(played_pod, kind)
         web = pods["web"]
+        # As the Ingress forwards it: with its host name (which Django checks).
+        host = the(manifests, "Ingress")["spec"]["rules"][0]["host"]
         registered = httpx.post(
             f"http://127.0.0.1:{port}/api/v1/auth/register",
             json={"email": "kube@example.com", "password": "correct horse battery"},
+            headers={"Host": host},
             timeout=10,
         )
         assert registered.status_code == 201, registered.text
