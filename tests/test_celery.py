@@ -180,8 +180,10 @@ def test_a_task_past_its_time_limit_is_stopped_and_the_worker_goes_on(
 ) -> None:
     """A welcome email stuck on a mail server that accepts and never answers is asked to stop at
     90 % of CELERY_TASK_TIME_LIMIT_SECONDS, long before SMTP's own 10-second timeout, and the
-    same worker sends the next email."""
-    limit = 2
+    same worker sends the next email. The limit leaves half a second between the soft and the
+    hard limit: the worker's timers fire late on a loaded machine, and past the hard limit the
+    soft one is never logged."""
+    limit = 5
     with smtp_server() as (port, mailbox):
         env = {
             **own_queue,
