@@ -30,6 +30,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
+from prometheus_client.parser import text_string_to_metric_families
 
 # The working tree of the template rendered in-process (as `copier copy --defaults -d`), and a
 # free loopback port: shared with the benchmarks.
@@ -611,6 +612,19 @@ def items_table_locked(framework: str, database_url: str) -> Iterator[None]:
 
 
 Value = TypeVar("Value")
+
+
+# Prometheus samples by name and labels (sorted), as a scrape of /metrics gives them.
+MetricSamples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def metric_samples(text: str) -> MetricSamples:
+    """The samples of a scrape in Prometheus's text format."""
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
 
 
 def eventually(

@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 import yaml
 
-from .podman import PODMAN_HOME, podman_env
+from .podman import podman_env
 
 WORKLOADS = {"Deployment", "Job"}
 
@@ -74,25 +74,17 @@ def the(manifests: list[dict[str, Any]], kind: str, component: str | None = None
     return found[0]
 
 
-def kube_env() -> dict[str, str]:
-    """podman's environment for kube play: a pod needs its own IPC namespace (kube play sets a
-    shared-memory size, which the host's IPC namespace refuses); the rest as tests/podman.py."""
-    env = podman_env()
-    conf = PODMAN_HOME / "kube.conf"
-    text = (
-        (PODMAN_HOME / "containers.conf").read_text().replace('ipcns = "host"', 'ipcns = "private"')
-    )
-    if not conf.exists() or conf.read_text() != text:
-        conf.write_text(text)
-    env["CONTAINERS_CONF"] = str(conf)
-    return env
-
-
 def kube_podman(
     *args: str, check: bool = True, timeout: float = 300
 ) -> subprocess.CompletedProcess[str]:
+    # A pod needs its own IPC namespace: kube play sets a shared-memory size, which the host's
+    # IPC namespace refuses.
     result = subprocess.run(
-        ["podman", *args], env=kube_env(), capture_output=True, text=True, timeout=timeout
+        ["podman", *args],
+        env=podman_env(ipcns="private"),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
     if check:
         assert result.returncode == 0, f"podman {' '.join(args)}:\n{result.stdout}{result.stderr}"
@@ -110,6 +102,12 @@ class Played:
     def logs(self) -> str:
         result = kube_podman("logs", self.container, check=False)
         return result.stdout + result.stderr
+
+    def spec(self) -> dict[str, Any]:
+        """The manifest's one container (a Deployment's, or the Pod's that runs a Job)."""
+        spec = self.manifest["spec"]
+        (container,) = (spec["template"]["spec"] if "template" in spec else spec)["containers"]
+        return dict(container)
 
     def inspect(self, template: str) -> str:
         return kube_podman("inspect", "--format", template, self.container).stdout.strip()
@@ -236,12 +234,7 @@ def probe_once(played: Played, probe: dict[str, Any]) -> bool:
 def assert_probe_passes(played: Played, kind: str) -> None:
     """The probe passes within the time the kubelet gives it before acting: for a startup probe
     failureThreshold x periodSeconds; for the others, their initial delay and as many tries."""
-    (container,) = (
-        pod_spec(played.manifest)["containers"]
-        if played.manifest["kind"] == "Deployment"
-        else played.manifest["spec"]["containers"]
-    )
-    probe = container[kind]
+    probe = played.spec()[kind]
     period = probe.get("periodSeconds", 10)
     allowed = probe.get("initialDelaySeconds", 0) + probe.get("failureThreshold", 3) * period
     # Tried more often than the kubelet would, never for longer.

@@ -44,9 +44,10 @@ def cache_lock(name: str) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def containers_conf() -> str:
-    """Host namespaces, runc and cgroupfs; limits no higher than this process's own (podman may
-    not raise them, and its defaults can be above what a sandboxed machine allows)."""
+def containers_conf(ipcns: str = "host") -> str:
+    """Host namespaces (but the IPC one, when `ipcns` says), runc and cgroupfs; limits no higher
+    than this process's own (podman may not raise them, and its defaults can be above what a
+    sandboxed machine allows)."""
     nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     # podman lowers its own process limit to 32768 before starting the build container.
     nproc = min(resource.getrlimit(resource.RLIMIT_NPROC)[1], 32768)
@@ -55,7 +56,7 @@ def containers_conf() -> str:
         "[containers]\n"
         'netns = "host"\n'
         'cgroupns = "host"\n'
-        'ipcns = "host"\n'
+        f'ipcns = "{ipcns}"\n'
         'utsns = "host"\n'
         f"default_ulimits = [{limits}]\n"
         "\n[engine]\n"
@@ -69,13 +70,14 @@ def missing_tools() -> list[str]:
     return [tool for tool in REQUIRED_TOOLS if shutil.which(tool) is None]
 
 
-def podman_env() -> dict[str, str]:
-    """The environment for podman: configuration and storage under the cache directory."""
-    conf = PODMAN_HOME / "containers.conf"
+def podman_env(ipcns: str = "host") -> dict[str, str]:
+    """The environment for podman: configuration and storage under the cache directory (one
+    configuration file for each IPC namespace setting)."""
+    conf = PODMAN_HOME / ("containers.conf" if ipcns == "host" else f"containers-ipc-{ipcns}.conf")
     storage = PODMAN_HOME / "storage.conf"
     PODMAN_HOME.mkdir(parents=True, exist_ok=True)
-    if not conf.exists() or conf.read_text() != containers_conf():
-        conf.write_text(containers_conf())
+    if not conf.exists() or conf.read_text() != containers_conf(ipcns):
+        conf.write_text(containers_conf(ipcns))
     storage_text = (
         "[storage]\n"
         'driver = "vfs"\n'

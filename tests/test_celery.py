@@ -7,7 +7,6 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from .conftest import (
     GeneratedProject,
@@ -20,6 +19,7 @@ from .conftest import (
 from .harness import (
     BROKER_SERVER_VARIABLES,
     ExportedSpan,
+    MetricSamples,
     OtlpCollector,
     background,
     delete_broker_queue,
@@ -27,6 +27,7 @@ from .harness import (
     free_port,
     is_server_command,
     local_setting,
+    metric_samples,
     otlp_collector,
     serve,
 )
@@ -83,17 +84,13 @@ def beat_command(project: GeneratedProject) -> str:
 METRICS_TOKEN = "a-metrics-token-for-the-worker"
 
 
-def scrape_worker(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+def scrape_worker(port: int) -> MetricSamples:
     """The samples a worker serves on its metrics port; a scrape without the token is refused."""
     url = f"http://127.0.0.1:{port}/metrics"
     assert httpx.get(url, timeout=10).status_code == 401
     response = httpx.get(url, headers={"Authorization": f"Bearer {METRICS_TOKEN}"}, timeout=10)
     assert response.status_code == 200, response.text
-    return {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(response.text)
-        for sample in family.samples
-    }
+    return metric_samples(response.text)
 
 
 def registered(spans: list[ExportedSpan]) -> list[ExportedSpan]:

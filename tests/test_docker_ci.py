@@ -880,14 +880,9 @@ def assert_runs_on_kubernetes(
     run.mkdir()
     with played(manifests, run, image, settings, port, PORT_VARIABLE[framework]) as pods:
         assert MIGRATED[framework] in pods["migrate"].logs()
-        for component, played_pod in pods.items():
-            (container,) = (
-                played_pod.manifest["spec"]["containers"]
-                if component == "migrate"
-                else played_pod.manifest["spec"]["template"]["spec"]["containers"]
-            )
+        for played_pod in pods.values():
             for kind in ("startupProbe", "livenessProbe", "readinessProbe"):
-                if kind in container:
+                if kind in played_pod.spec():
                     assert_probe_passes(played_pod, kind)
         web = pods["web"]
         # As the Ingress forwards it: with its host name (which Django checks).

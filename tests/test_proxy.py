@@ -41,7 +41,6 @@ from typing import Any
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from bench import load
 from bench.common import free_port, run
@@ -59,6 +58,7 @@ from .harness import (
     eventually,
     items_table_locked,
     items_table_missing,
+    metric_samples,
     otlp_collector,
     scratch_database,
 )
@@ -492,12 +492,10 @@ def scraped_logins(base_url: str) -> Counter[str]:
     )
     assert response.status_code == 200, response.text
     counted: Counter[str] = Counter()
-    for family in text_string_to_metric_families(response.text):
-        for sample in family.samples:
-            if sample.name == "http_server_requests_total" and sample.labels["route"].endswith(
-                "auth/token"
-            ):
-                counted[sample.labels["status"]] += int(sample.value)
+    for (name, pairs), value in metric_samples(response.text).items():
+        labels = dict(pairs)
+        if name == "http_server_requests_total" and labels["route"].endswith("auth/token"):
+            counted[labels["status"]] += int(value)
     return counted
 
 
