@@ -14,11 +14,19 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from . import green, load, render
+from . import capacity, green, load, render
 from .machine import describe, load_average
-from .report import FlavourReport, Report, markdown, write
+from .report import (
+    CAPACITY_BEGIN,
+    CAPACITY_END,
+    FlavourReport,
+    Report,
+    capacity_markdown,
+    markdown,
+    write,
+)
 
-PARTS = ("render", "green", "load")
+PARTS = ("render", "green", "load", "capacity")
 
 
 def parse_arguments(argv: list[str]) -> argparse.Namespace:
@@ -30,7 +38,7 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
         "--framework",
         choices=load.FRAMEWORKS,
         action="append",
-        help="copy-to-green and load on this framework only (repeatable; default: all three)",
+        help="copy-to-green, load and capacity on this framework only (repeatable; default: all)",
     )
     parser.add_argument(
         "--quick", action="store_true", help="fewer and shorter runs: a smoke test of the harness"
@@ -47,7 +55,7 @@ def main(argv: list[str]) -> int:
     arguments = parse_arguments(argv)
     parts = arguments.only or list(PARTS)
     frameworks = tuple(arguments.framework or load.FRAMEWORKS)
-    if "load" in parts and shutil.which("wrk") is None:
+    if {"load", "capacity"} & set(parts) and shutil.which("wrk") is None:
         print(load.WRK_INSTALL_HINT, file=sys.stderr)
         return 2
     quick = arguments.quick
@@ -88,12 +96,29 @@ def main(argv: list[str]) -> int:
                         project.versions(),
                     )
                 )
+    if "capacity" in parts:
+        report.capacity_settings = (
+            capacity.CapacitySettings(duration=2, warmup=1)
+            if quick
+            else capacity.CapacitySettings()
+        )
+        with tempfile.TemporaryDirectory(prefix="bench-capacity-") as scratch:
+            report.capacity = capacity.measure(
+                Path(scratch), frameworks, report.capacity_settings, progress
+            )
     report.load_after = load_average()
     report.minutes = (time.monotonic() - started) / 60
-    results = markdown(report)
-    print(results)
+    if set(parts) - {"capacity"}:
+        results = markdown(report)
+        print(results)
+        if arguments.write:
+            write(arguments.write, results)
+    if report.capacity:
+        results = capacity_markdown(report)
+        print(results)
+        if arguments.write:
+            write(arguments.write, results, begin=CAPACITY_BEGIN, end=CAPACITY_END)
     if arguments.write:
-        write(arguments.write, results)
         progress(f"results written to {arguments.write}")
     return 0
 

@@ -8,11 +8,16 @@ import socket
 import statistics
 import subprocess
 import time
+import uuid
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+import psycopg
+import pymysql
 from copier import run_copy
 
 TEMPLATE_ROOT = Path(__file__).resolve().parents[1]
@@ -112,3 +117,30 @@ def free_port() -> int:
 
 def median(values: Sequence[float]) -> float:
     return statistics.median(values) if values else float("nan")
+
+
+@contextmanager
+def scratch_database(server_url: str) -> Iterator[str]:
+    """Create an empty database on a PostgreSQL or MySQL server, yield its URL, then drop it."""
+    parts = urlsplit(server_url)
+    name = f"cb_{uuid.uuid4().hex[:10]}"
+    host, port, user = parts.hostname or "127.0.0.1", parts.port, parts.username or ""
+    password = parts.password or ""
+    if parts.scheme.startswith("postgresql"):
+        admin = psycopg.connect(
+            host=host, port=port or 5432, user=user, password=password, dbname="postgres"
+        )
+        admin.autocommit = True
+        statements = (f'CREATE DATABASE "{name}"', f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    else:
+        admin = pymysql.connect(host=host, port=port or 3306, user=user, password=password)
+        statements = (
+            f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4",
+            f"DROP DATABASE IF EXISTS `{name}`",
+        )
+    with admin:
+        admin.cursor().execute(statements[0])
+        try:
+            yield parts._replace(path=f"/{name}").geturl()
+        finally:
+            admin.cursor().execute(statements[1])

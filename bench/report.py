@@ -7,6 +7,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .capacity import (
+    BURST_CONNECTIONS,
+    BURST_P99_GOAL_MS,
+    ITEM_READ_GOAL,
+    LIST_CONNECTIONS,
+    READ_CONNECTIONS,
+    CapacitySettings,
+    Setup,
+)
 from .common import median
 from .green import STEPS, GreenCase
 from .load import FlavourLoad, LoadSettings
@@ -14,6 +23,9 @@ from .render import RenderCase
 
 BEGIN = "<!-- results: written by `uv run python -m bench --write docs/benchmarks.md` -->"
 END = "<!-- end of the results -->"
+# The capacity part has markers of its own, so that it can be run and written alone.
+CAPACITY_BEGIN = "<!-- capacity: written by `uv run python -m bench --write docs/benchmarks.md` -->"
+CAPACITY_END = "<!-- end of the capacity results -->"
 
 # The goals of the benchmark (see docs/benchmarks.md).
 RENDER_GOAL = 2.0  # the default and the largest render within twice the floor's time
@@ -43,6 +55,8 @@ class Report:
     green: list[GreenCase] = field(default_factory=list)
     load_settings: LoadSettings | None = None
     flavours: list[FlavourReport] = field(default_factory=list)
+    capacity_settings: CapacitySettings | None = None
+    capacity: list[Setup] = field(default_factory=list)
 
 
 def met(ok: bool) -> str:
@@ -60,8 +74,8 @@ def answers_text(answers: dict[str, Any]) -> str:
     return " ".join(f"`{name}={value(item)}`" for name, item in answers.items())
 
 
-def markdown(report: Report) -> str:
-    lines = [
+def header(report: Report) -> list[str]:
+    return [
         f"Written by `{report.command}` on {report.date}; the run took "
         f"{report.minutes:.0f} minutes.",
         "",
@@ -74,6 +88,11 @@ def markdown(report: Report) -> str:
         f"| load average (1, 5, 15 min) at the end | {report.load_after} |",
         "",
     ]
+
+
+def markdown(report: Report) -> str:
+    """The render, copy-to-green and load parts."""
+    lines = header(report)
     if report.render:
         lines += render_section(report)
     if report.green:
@@ -214,10 +233,86 @@ def load_section(report: Report, settings: LoadSettings) -> list[str]:
     return [*lines, ""]
 
 
-def write(page: Path, results: str) -> None:
+def capacity_markdown(report: Report) -> str:
+    """The capacity part, with its own header: it may be run alone."""
+    assert report.capacity_settings is not None
+    return "\n".join(header(report) + capacity_section(report, report.capacity_settings))
+
+
+def capacity_section(report: Report, settings: CapacitySettings) -> list[str]:
+    lines = [
+        "### Capacity: databases, workers and many connections",
+        "",
+        f"wrk, 2 threads, one run of {settings.duration:.0f} s per case after "
+        f"{settings.warmup:.0f} s of warm-up; the health checks with 8 connections, the "
+        f"authenticated item read with {READ_CONNECTIONS}, the item list (a page of 20) with "
+        + " and ".join(str(connections) for connections in LIST_CONNECTIONS)
+        + ". Each project (JWT auth) and a bare app of its framework run side by side with the "
+        "same `WEB_CONCURRENCY`, on SQLite or on a new database of the local PostgreSQL "
+        "server; otherwise as in the load part. *vs. bare* is the share of the bare app's health "
+        "checks per second in the same setup.",
+        "",
+        "| framework | database | workers | bare health | health | vs. bare | item read "
+        "| vs. bare | CPU per read | "
+        + " | ".join(f"item list, {connections} conns" for connections in LIST_CONNECTIONS)
+        + " | errors |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|" + "---:|" * len(LIST_CONNECTIONS) + "---:|",
+    ]
+    for setup in report.capacity:
+        bare = setup.bare
+        health = setup.result(setup.framework, "health", 8)
+        read = setup.result(setup.framework, "item read", READ_CONNECTIONS)
+        lists = [
+            setup.result(setup.framework, "item list", connections)
+            for connections in LIST_CONNECTIONS
+        ]
+        errors = sum(measured.errors for measured, _ in setup.results)
+        list_cells = " | ".join(
+            f"{measured.requests_per_second:,.0f}/s, p99 {measured.p99_ms:,.0f} ms"
+            for measured in lists
+        )
+        lines.append(
+            f"| {setup.framework} | {setup.database} | {setup.workers} | "
+            f"{bare.requests_per_second:,.0f}/s | {health.requests_per_second:,.0f}/s | "
+            f"{health.requests_per_second / bare.requests_per_second:.0%} | "
+            f"{read.requests_per_second:,.0f}/s | "
+            f"{read.requests_per_second / bare.requests_per_second:.1%} | "
+            f"{read.cpu_us_per_request:,.0f} µs | {list_cells} | {errors} |"
+        )
+    lines += ["", "Goals:", ""]
+    for setup in report.capacity:
+        bare = setup.bare
+        health = setup.result(setup.framework, "health", 8)
+        read = setup.result(setup.framework, "item read", READ_CONNECTIONS)
+        burst = setup.result(setup.framework, "item list", BURST_CONNECTIONS)
+        health_share = health.requests_per_second / bare.requests_per_second
+        read_share = read.requests_per_second / bare.requests_per_second
+        goals = [
+            f"health at {health_share:.0%} of the bare app ({met(health_share >= HEALTH_GOAL)}, "
+            f"goal {HEALTH_GOAL:.0%})",
+            f"item read at {read_share:.1%} ({met(read_share >= ITEM_READ_GOAL)}, goal "
+            f"{ITEM_READ_GOAL:.0%})",
+        ]
+        if setup.workers == 1:
+            burst_ok = burst.errors == 0 and burst.p99_ms < BURST_P99_GOAL_MS
+            goals.append(
+                f"item list at {BURST_CONNECTIONS} connections: {burst.errors} errors, p99 "
+                f"{burst.p99_ms:,.0f} ms ({met(burst_ok)}, goal no error and under "
+                f"{BURST_P99_GOAL_MS:,.0f} ms)"
+            )
+        goals.append(f"{len(setup.log_errors)} error lines in the server's log")
+        lines.append(
+            f"- {setup.framework}, {setup.database}, {setup.workers} worker(s): "
+            + "; ".join(goals)
+            + "."
+        )
+    return [*lines, ""]
+
+
+def write(page: Path, results: str, *, begin: str = BEGIN, end: str = END) -> None:
     """Replace the results between the page's markers, leaving the rest of the page alone."""
     text = page.read_text()
-    pattern = re.compile(re.escape(BEGIN) + r"\n.*?" + re.escape(END), re.DOTALL)
+    pattern = re.compile(re.escape(begin) + r"\n.*?" + re.escape(end), re.DOTALL)
     if not pattern.search(text):
-        raise LookupError(f"{page} has no results markers ({BEGIN} ... {END})")
-    page.write_text(pattern.sub(lambda _: f"{BEGIN}\n\n{results}\n{END}", text))
+        raise LookupError(f"{page} has no results markers ({begin} ... {end})")
+    page.write_text(pattern.sub(lambda _: f"{begin}\n\n{results}\n{end}", text))

@@ -37,6 +37,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from bench.common import free_port as free_port
 from bench.common import project_env as project_env
 from bench.common import render as render
+from bench.common import scratch_database as scratch_database
 
 TEMPLATE_ROOT = Path(__file__).resolve().parents[1]
 COPIER_YML = TEMPLATE_ROOT / "copier.yml"
@@ -280,33 +281,6 @@ def leftover_jinja(project: Path) -> list[str]:
             if LEFTOVER_JINJA.search(line):
                 found.append(f"{path.relative_to(project)}:{number}: {line.strip()}")
     return found
-
-
-@contextmanager
-def scratch_database(server_url: str) -> Iterator[str]:
-    """Create an empty database on a PostgreSQL or MySQL server, yield its URL, then drop it."""
-    parts = urlsplit(server_url)
-    name = f"cb_{uuid.uuid4().hex[:10]}"
-    host, port, user = parts.hostname or "127.0.0.1", parts.port, parts.username or ""
-    password = parts.password or ""
-    if parts.scheme.startswith("postgresql"):
-        admin = psycopg.connect(
-            host=host, port=port or 5432, user=user, password=password, dbname="postgres"
-        )
-        admin.autocommit = True
-        statements = (f'CREATE DATABASE "{name}"', f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    else:
-        admin = pymysql.connect(host=host, port=port or 3306, user=user, password=password)
-        statements = (
-            f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4",
-            f"DROP DATABASE IF EXISTS `{name}`",
-        )
-    with admin:
-        admin.cursor().execute(statements[0])
-        try:
-            yield parts._replace(path=f"/{name}").geturl()
-        finally:
-            admin.cursor().execute(statements[1])
 
 
 def scratch_broker_settings(broker: str, server_url: str) -> dict[str, str]:
