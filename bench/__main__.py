@@ -14,19 +14,21 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from . import capacity, green, load, render
+from . import capacity, green, layers, load, render
 from .machine import describe, load_average
 from .report import (
-    CAPACITY_BEGIN,
-    CAPACITY_END,
     FlavourReport,
     Report,
     capacity_markdown,
+    layers_markdown,
     markdown,
+    part_markers,
     write,
 )
 
-PARTS = ("render", "green", "load", "capacity")
+PARTS = ("render", "green", "load", "capacity", "layers")
+# Parts written between markers of their own (the others share one pair).
+OWN_SECTIONS = {"capacity", "layers"}
 
 
 def parse_arguments(argv: list[str]) -> argparse.Namespace:
@@ -38,7 +40,7 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
         "--framework",
         choices=load.FRAMEWORKS,
         action="append",
-        help="copy-to-green, load and capacity on this framework only (repeatable; default: all)",
+        help="all but render on this framework only (repeatable; default: all three)",
     )
     parser.add_argument(
         "--quick", action="store_true", help="fewer and shorter runs: a smoke test of the harness"
@@ -55,7 +57,7 @@ def main(argv: list[str]) -> int:
     arguments = parse_arguments(argv)
     parts = arguments.only or list(PARTS)
     frameworks = tuple(arguments.framework or load.FRAMEWORKS)
-    if {"load", "capacity"} & set(parts) and shutil.which("wrk") is None:
+    if {"load", "capacity", "layers"} & set(parts) and shutil.which("wrk") is None:
         print(load.WRK_INSTALL_HINT, file=sys.stderr)
         return 2
     quick = arguments.quick
@@ -106,18 +108,32 @@ def main(argv: list[str]) -> int:
             report.capacity = capacity.measure(
                 Path(scratch), frameworks, report.capacity_settings, progress
             )
+    if "layers" in parts:
+        report.layers_settings = (
+            load.LoadSettings(duration=3, warmup=1, connections=layers.READ_CONNECTIONS)
+            if quick
+            else load.LoadSettings(duration=15, warmup=3, connections=layers.READ_CONNECTIONS)
+        )
+        progress("cost by layer")
+        with tempfile.TemporaryDirectory(prefix="bench-layers-") as scratch:
+            report.layers = layers.measure(Path(scratch), frameworks, report.layers_settings)
     report.load_after = load_average()
     report.minutes = (time.monotonic() - started) / 60
-    if set(parts) - {"capacity"}:
-        results = markdown(report)
-        print(results)
-        if arguments.write:
-            write(arguments.write, results)
+    sections = []
+    if set(parts) - OWN_SECTIONS:
+        sections.append((markdown(report), None))
     if report.capacity:
-        results = capacity_markdown(report)
+        sections.append((capacity_markdown(report), "capacity"))
+    if report.layers:
+        sections.append((layers_markdown(report), "layers"))
+    for results, part in sections:
         print(results)
         if arguments.write:
-            write(arguments.write, results, begin=CAPACITY_BEGIN, end=CAPACITY_END)
+            if part is None:
+                write(arguments.write, results)
+            else:
+                begin, end = part_markers(part)
+                write(arguments.write, results, begin=begin, end=end)
     if arguments.write:
         progress(f"results written to {arguments.write}")
     return 0

@@ -18,14 +18,22 @@ from .capacity import (
 )
 from .common import median
 from .green import STEPS, GreenCase
+from .layers import LAYERS, LayerProfile
 from .load import FlavourLoad, LoadSettings
 from .render import RenderCase
 
 BEGIN = "<!-- results: written by `uv run python -m bench --write docs/benchmarks.md` -->"
 END = "<!-- end of the results -->"
-# The capacity part has markers of its own, so that it can be run and written alone.
-CAPACITY_BEGIN = "<!-- capacity: written by `uv run python -m bench --write docs/benchmarks.md` -->"
-CAPACITY_END = "<!-- end of the capacity results -->"
+
+
+def part_markers(part: str) -> tuple[str, str]:
+    """The capacity and layers parts have markers of their own, so each can run and be written
+    alone."""
+    return (
+        f"<!-- {part}: written by `uv run python -m bench --write docs/benchmarks.md` -->",
+        f"<!-- end of the {part} results -->",
+    )
+
 
 # The goals of the benchmark (see docs/benchmarks.md).
 RENDER_GOAL = 2.0  # the default and the largest render within twice the floor's time
@@ -57,6 +65,8 @@ class Report:
     flavours: list[FlavourReport] = field(default_factory=list)
     capacity_settings: CapacitySettings | None = None
     capacity: list[Setup] = field(default_factory=list)
+    layers_settings: LoadSettings | None = None
+    layers: list[LayerProfile] = field(default_factory=list)
 
 
 def met(ok: bool) -> str:
@@ -237,6 +247,39 @@ def capacity_markdown(report: Report) -> str:
     """The capacity part, with its own header: it may be run alone."""
     assert report.capacity_settings is not None
     return "\n".join(header(report) + capacity_section(report, report.capacity_settings))
+
+
+def layers_markdown(report: Report) -> str:
+    """The layers part, with its own header: it may be run alone."""
+    assert report.layers_settings is not None
+    return "\n".join(header(report) + layers_section(report, report.layers_settings))
+
+
+def layers_section(report: Report, settings: LoadSettings) -> list[str]:
+    lines = [
+        "### Cost of an item read by layer",
+        "",
+        f"Each project's production server with one worker, JWT auth and SQLite; wrk sends "
+        f"authenticated `GET /api/v1/items/{{id}}` with {settings.connections} connections for "
+        f"{settings.duration:.0f} s after {settings.warmup:.0f} s of warm-up, while py-spy "
+        "samples the server's processes 250 times a second without pausing them. A sample goes "
+        "to the layer of its innermost frame that has one (`bench/layers.py` lists the packages "
+        "and modules of each); a layer's microseconds are its share of the samples times the CPU "
+        "per request measured over the same run.",
+        "",
+        "| framework | requests/s | CPU per read | " + " | ".join(LAYERS) + " | samples |",
+        "|---|---:|---:|" + "---:|" * len(LAYERS) + "---:|",
+    ]
+    for profile in report.layers:
+        cells = " | ".join(
+            f"{profile.microseconds(layer):,.0f} µs ({profile.share(layer):.0%})"
+            for layer in LAYERS
+        )
+        lines.append(
+            f"| {profile.framework} | {profile.requests_per_second:,.0f} | "
+            f"{profile.cpu_us_per_request:,.0f} µs | {cells} | {profile.total_samples:,} |"
+        )
+    return [*lines, ""]
 
 
 def capacity_section(report: Report, settings: CapacitySettings) -> list[str]:

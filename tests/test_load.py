@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import load
+from bench import layers, load
 from bench.common import free_port, project_env, run
 
 # A few seconds per endpoint: thousands of health checks and item reads, and a few logins (each
@@ -101,3 +101,36 @@ def test_wrk_counts_error_responses(tmp_path: Path) -> None:
     assert served.requests > 0
     assert served.errors == 0, served
     assert missing.non_2xx_3xx == missing.requests > 0, missing
+
+
+def test_each_profile_sample_goes_to_the_layer_of_its_innermost_frame_that_has_one() -> None:
+    """bench/layers.py's reading of py-spy's raw samples: one stack and a count per line."""
+    raw = "\n".join(
+        [
+            # json called by structlog, inside our request log: the log's.
+            'process 7:"uvicorn";run (uvicorn/server.py:70);__call__ (my_service/logs.py:120);'
+            "_process_event (structlog/_base.py:200);dumps (json/__init__.py:231) 5",
+            # SQLAlchemy called by the token check: the database's.
+            "__call__ (starlette/routing.py:70);get_current_user (my_service/auth.py:31);"
+            "user_get (my_service/users/selectors.py:12);execute (sqlalchemy/orm/session.py:9) 3",
+            # The token check itself.
+            "__call__ (starlette/routing.py:70);decode (jwt/api_jwt.py:100) 2",
+            # The response model, our schema and pydantic.
+            "serialize_response (fastapi/routing.py:150);validate_python (pydantic/main.py:1) 4",
+            # Django's ORM is the database's, the rest of Django the framework's.
+            "get_response (django/core/handlers/base.py:1);"
+            "execute (django/db/backends/utils.py:1) 6",
+            "get_response (django/core/handlers/base.py:1) 7",
+            # A route that calls nothing of a layer.
+            "read_item (my_service/items/api.py:55) 1",
+        ]
+    )
+    counts = layers.count_layers(raw, "my_service")
+    assert counts == {
+        "log": 5,
+        "database": 9,
+        "auth": 2,
+        "serialisation": 4,
+        "server and framework": 7,
+        "route and other": 1,
+    }
