@@ -1,11 +1,12 @@
 """Where an authenticated item read's CPU goes, by layer, in each flavour's production server.
 
 The project (JWT auth, SQLite) serves with one worker, as in the load part; wrk sends item reads
-while py-spy samples the server's processes (without pausing them). Each sample is one stack;
-it is given to the layer of its innermost frame that belongs to one (a sample in `json` called by
-structlog is the log's, one in SQLAlchemy called by the login check is the database's). The
-shares times the CPU per request measured over the same run (from /proc) give microseconds per
-request for each layer.
+while py-spy samples the thread that holds the interpreter (Python's GIL) in the server's
+processes, without pausing them. Each sample is one stack; it is given to the layer of its
+innermost frame that belongs to one (a sample in `json` called by structlog is the log's, one in
+SQLAlchemy called by the token check is the database's). The processes' user time per request,
+from /proc over the same run, is split by those shares; their system time (the kernel's work
+for them: sockets, waking threads) is a column of its own.
 """
 
 from __future__ import annotations
@@ -21,9 +22,11 @@ from pathlib import Path
 from .load import (
     LoadSettings,
     Project,
+    Request,
     Server,
     check_once,
     prepare_project,
+    process_group_cpu_times,
     production_server,
     seed_requests,
     settle,
@@ -71,6 +74,8 @@ SUBPACKAGE_LAYERS = {"django/db/": "database", "ninja/schema": "serialisation"}
 
 FRAME = re.compile(r"^(?P<function>.+) \((?P<file>[^()]+):(?P<line>\d+)\)$")
 READ_CONNECTIONS = 8
+# A run with fewer samples than this (a second's worth) is repeated.
+MINIMUM_SAMPLES = 250
 
 
 def layer_of_file(path: str, package: str) -> str | None:
@@ -118,9 +123,16 @@ def count_layers(raw: str, package: str) -> Counter[str]:
 @dataclass
 class LayerProfile:
     framework: str
-    cpu_us_per_request: float
     requests_per_second: float
+    # CPU time per request, in microseconds: in the processes' own code, and in the kernel on
+    # their behalf (sockets, waking threads).
+    user_us_per_request: float
+    system_us_per_request: float
     samples: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def cpu_us_per_request(self) -> float:
+        return self.user_us_per_request + self.system_us_per_request
 
     @property
     def total_samples(self) -> int:
@@ -130,28 +142,36 @@ class LayerProfile:
         return self.samples[layer] / max(self.total_samples, 1)
 
     def microseconds(self, layer: str) -> float:
-        return self.share(layer) * self.cpu_us_per_request
+        """The layer's share of the user time (the samples are taken in Python's code)."""
+        return self.share(layer) * self.user_us_per_request
 
 
 def python_root(server: Server) -> int:
     """The server's first Python process (`uv run` starts it): Gunicorn's arbiter or Uvicorn."""
-    children = Path(f"/proc/{server.process.pid}/task/{server.process.pid}/children")
-    pids = [int(pid) for pid in children.read_text().split()]
-    if not pids:
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            # After the command name, in parentheses: the state, then the parent's id.
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:  # the process ended meanwhile
+            continue
+        if int(fields[1]) == server.process.pid:
+            children.append(int(stat.parent.name))
+    if not children:
         raise RuntimeError(f"{server.name}: `uv run` has started no process")
-    return pids[0]
+    return min(children)
 
 
 def sample(server: Server, seconds: int, output: Path) -> subprocess.Popen[bytes]:
     command = [
-        sys.executable,
-        "-m",
-        "py_spy",
+        # Installed with this repository's development tools, beside its Python.
+        str(Path(sys.executable).parent / "py-spy"),
         "record",
         "--pid",
         str(python_root(server)),
         "--subprocesses",
         "--nonblocking",
+        "--gil",
         "--rate",
         "250",
         "--duration",
@@ -170,27 +190,41 @@ def project_package(project: Project) -> str:
 
 
 def profile_flavour(project: Project, settings: LoadSettings) -> LayerProfile:
-    """Item reads under wrk on one worker, sampled for the run's duration."""
+    """Item reads under wrk on one worker, sampled for the run's duration. py-spy now and then
+    attaches to a Gunicorn worker without finding which thread holds the GIL, and then records
+    no sample: such a run is repeated."""
     with production_server(project, workers=1) as server:
         _health, _login, item_read = seed_requests(server)
         check_once(server, item_read)
         wrk(server.base_url, item_read, settings, settings.warmup)
         settle(server)
-        with tempfile.TemporaryDirectory(prefix="bench-layers-") as folder:
-            output = Path(folder) / "samples.txt"
-            before = server.cpu_seconds()
-            sampler = sample(server, round(settings.duration), output)
-            result = wrk(server.base_url, item_read, settings, settings.duration)
-            _, errors = sampler.communicate(timeout=60)
-            settle(server)
-            spent = server.cpu_seconds() - before
-            if sampler.returncode != 0 or not output.exists():
-                raise RuntimeError(f"py-spy failed: {errors.decode(errors='replace')}")
-            raw = output.read_text()
+        for _attempt in range(3):
+            profile = profile_run(project, server, item_read, settings)
+            if profile.total_samples >= MINIMUM_SAMPLES:
+                return profile
+    raise RuntimeError(f"py-spy recorded fewer than {MINIMUM_SAMPLES} samples of {server.name}")
+
+
+def profile_run(
+    project: Project, server: Server, item_read: Request, settings: LoadSettings
+) -> LayerProfile:
+    with tempfile.TemporaryDirectory(prefix="bench-layers-") as folder:
+        output = Path(folder) / "samples.txt"
+        user_before, system_before = process_group_cpu_times(server.process.pid)
+        sampler = sample(server, round(settings.duration), output)
+        result = wrk(server.base_url, item_read, settings, settings.duration)
+        _, errors = sampler.communicate(timeout=60)
+        settle(server)
+        user_after, system_after = process_group_cpu_times(server.process.pid)
+        if sampler.returncode != 0 or not output.exists():
+            raise RuntimeError(f"py-spy failed: {errors.decode(errors='replace')}")
+        raw = output.read_text()
+    requests = max(result.requests, 1)
     return LayerProfile(
         framework=project.framework,
-        cpu_us_per_request=spent / max(result.requests, 1) * 1e6,
         requests_per_second=result.requests_per_second,
+        user_us_per_request=(user_after - user_before) / requests * 1e6,
+        system_us_per_request=(system_after - system_before) / requests * 1e6,
         samples=count_layers(raw, project_package(project)),
     )
 

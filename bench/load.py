@@ -203,7 +203,12 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 def process_group_cpu_seconds(group: int) -> float:
     """The CPU time of the living processes of a process group, from /proc (Linux)."""
-    total = 0
+    return sum(process_group_cpu_times(group))
+
+
+def process_group_cpu_times(group: int) -> tuple[float, float]:
+    """The user and the system CPU time of the living processes of a process group."""
+    user = system = 0
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             # The command name, in parentheses, may hold spaces: split after its closing one.
@@ -212,8 +217,9 @@ def process_group_cpu_seconds(group: int) -> float:
             continue
         # Fields after the name: state, ppid, pgrp, ..., utime (12th) and stime (13th).
         if int(fields[2]) == group:
-            total += int(fields[11]) + int(fields[12])
-    return total / CLOCK_TICKS
+            user += int(fields[11])
+            system += int(fields[12])
+    return user / CLOCK_TICKS, system / CLOCK_TICKS
 
 
 def production_env(framework: str, port: int, workers: int) -> dict[str, str]:

@@ -262,13 +262,16 @@ def layers_section(report: Report, settings: LoadSettings) -> list[str]:
         f"Each project's production server with one worker, JWT auth and SQLite; wrk sends "
         f"authenticated `GET /api/v1/items/{{id}}` with {settings.connections} connections for "
         f"{settings.duration:.0f} s after {settings.warmup:.0f} s of warm-up, while py-spy "
-        "samples the server's processes 250 times a second without pausing them. A sample goes "
-        "to the layer of its innermost frame that has one (`bench/layers.py` lists the packages "
-        "and modules of each); a layer's microseconds are its share of the samples times the CPU "
-        "per request measured over the same run.",
+        "samples the thread holding Python's GIL in the server's processes 250 times a second, "
+        "without pausing them. A sample goes to the layer of its innermost frame that has one "
+        "(`bench/layers.py` lists the packages and modules of each); the user CPU time per "
+        "request is split by the layers' shares of the samples (in parentheses). *Kernel* is the "
+        "system CPU time per request: the kernel's work for the server (sockets, waking "
+        "threads). Time in C code (a driver, the event loop, an encoder) counts for the Python "
+        "frame that called it.",
         "",
-        "| framework | requests/s | CPU per read | " + " | ".join(LAYERS) + " | samples |",
-        "|---|---:|---:|" + "---:|" * len(LAYERS) + "---:|",
+        "| framework | requests/s | CPU per read | " + " | ".join(LAYERS) + " | kernel | samples |",
+        "|---|---:|---:|" + "---:|" * len(LAYERS) + "---:|---:|",
     ]
     for profile in report.layers:
         cells = " | ".join(
@@ -277,7 +280,8 @@ def layers_section(report: Report, settings: LoadSettings) -> list[str]:
         )
         lines.append(
             f"| {profile.framework} | {profile.requests_per_second:,.0f} | "
-            f"{profile.cpu_us_per_request:,.0f} µs | {cells} | {profile.total_samples:,} |"
+            f"{profile.cpu_us_per_request:,.0f} µs | {cells} | "
+            f"{profile.system_us_per_request:,.0f} µs | {profile.total_samples:,} |"
         )
     return [*lines, ""]
 
