@@ -249,43 +249,6 @@ def capacity_markdown(report: Report) -> str:
     return "\n".join(header(report) + capacity_section(report, report.capacity_settings))
 
 
-def layers_markdown(report: Report) -> str:
-    """The layers part, with its own header: it may be run alone."""
-    assert report.layers_settings is not None
-    return "\n".join(header(report) + layers_section(report, report.layers_settings))
-
-
-def layers_section(report: Report, settings: LoadSettings) -> list[str]:
-    lines = [
-        "### Cost of an item read by layer",
-        "",
-        f"Each project's production server with one worker, JWT auth and SQLite; wrk sends "
-        f"authenticated `GET /api/v1/items/{{id}}` with {settings.connections} connections for "
-        f"{settings.duration:.0f} s after {settings.warmup:.0f} s of warm-up, while py-spy "
-        "samples the thread holding Python's GIL in the server's processes 250 times a second, "
-        "without pausing them. A sample goes to the layer of its innermost frame that has one "
-        "(`bench/layers.py` lists the packages and modules of each); the user CPU time per "
-        "request is split by the layers' shares of the samples (in parentheses). *Kernel* is the "
-        "system CPU time per request: the kernel's work for the server (sockets, waking "
-        "threads). Time in C code (a driver, the event loop, an encoder) counts for the Python "
-        "frame that called it.",
-        "",
-        "| framework | requests/s | CPU per read | " + " | ".join(LAYERS) + " | kernel | samples |",
-        "|---|---:|---:|" + "---:|" * len(LAYERS) + "---:|---:|",
-    ]
-    for profile in report.layers:
-        cells = " | ".join(
-            f"{profile.microseconds(layer):,.0f} µs ({profile.share(layer):.0%})"
-            for layer in LAYERS
-        )
-        lines.append(
-            f"| {profile.framework} | {profile.requests_per_second:,.0f} | "
-            f"{profile.cpu_us_per_request:,.0f} µs | {cells} | "
-            f"{profile.system_us_per_request:,.0f} µs | {profile.total_samples:,} |"
-        )
-    return [*lines, ""]
-
-
 def capacity_section(report: Report, settings: CapacitySettings) -> list[str]:
     lines = [
         "### Capacity: databases, workers and many connections",
@@ -352,6 +315,43 @@ def capacity_section(report: Report, settings: CapacitySettings) -> list[str]:
             f"- {setup.framework}, {setup.database}, {setup.workers} worker(s): "
             + "; ".join(goals)
             + "."
+        )
+    return [*lines, ""]
+
+
+def layers_markdown(report: Report) -> str:
+    """The layers part, with its own header: it may be run alone."""
+    assert report.layers_settings is not None
+    return "\n".join(header(report) + layers_section(report, report.layers_settings))
+
+
+def layers_section(report: Report, settings: LoadSettings) -> list[str]:
+    lines = [
+        "### Cost of an item read by layer",
+        "",
+        f"Each project's production server with one worker, JWT auth and SQLite; wrk sends "
+        f"authenticated `GET /api/v1/items/{{id}}` with {settings.connections} connections for "
+        f"{settings.duration:.0f} s after {settings.warmup:.0f} s of warm-up, while py-spy "
+        "samples the thread holding Python's GIL in the server's processes 250 times a second, "
+        "without pausing them. A sample goes to the layer of its innermost frame that has one "
+        "(`bench/layers.py` lists the packages and modules of each); the user CPU time per "
+        "request is split by the layers' shares of the samples (in parentheses). *Kernel* is the "
+        "system CPU time per request: the kernel's work for the server (sockets, waking "
+        "threads). Time in C code (a driver, the event loop, an encoder) counts for the Python "
+        "frame that called it.",
+        "",
+        "| framework | requests/s | CPU per read | " + " | ".join(LAYERS) + " | kernel | samples |",
+        "|---|---:|---:|" + "---:|" * len(LAYERS) + "---:|---:|",
+    ]
+    for profile in report.layers:
+        cells = " | ".join(
+            f"{profile.microseconds(layer):,.0f} µs ({profile.share(layer):.0%})"
+            for layer in LAYERS
+        )
+        lines.append(
+            f"| {profile.framework} | {profile.requests_per_second:,.0f} | "
+            f"{profile.cpu_us_per_request:,.0f} µs | {cells} | "
+            f"{profile.system_us_per_request:,.0f} µs | {profile.total_samples:,} |"
         )
     return [*lines, ""]
 
