@@ -17,12 +17,15 @@ from pathlib import Path
 from . import capacity, green, layers, load, render
 from .machine import describe, load_average
 from .report import (
+    BEGIN,
+    END,
     FlavourReport,
     Report,
-    capacity_markdown,
-    layers_markdown,
+    capacity_section,
+    layers_section,
     markdown,
     part_markers,
+    standalone,
     write,
 )
 
@@ -110,7 +113,7 @@ def main(argv: list[str]) -> int:
             )
     if "layers" in parts:
         report.layers_settings = (
-            load.LoadSettings(duration=3, warmup=1, connections=layers.READ_CONNECTIONS)
+            load.LoadSettings(duration=6, warmup=1, connections=layers.READ_CONNECTIONS)
             if quick
             else load.LoadSettings(duration=15, warmup=3, connections=layers.READ_CONNECTIONS)
         )
@@ -119,21 +122,19 @@ def main(argv: list[str]) -> int:
             report.layers = layers.measure(Path(scratch), frameworks, report.layers_settings)
     report.load_after = load_average()
     report.minutes = (time.monotonic() - started) / 60
-    sections = []
+    sections = []  # each part's Markdown and the markers it goes between
     if set(parts) - OWN_SECTIONS:
-        sections.append((markdown(report), None))
-    if report.capacity:
-        sections.append((capacity_markdown(report), "capacity"))
-    if report.layers:
-        sections.append((layers_markdown(report), "layers"))
-    for results, part in sections:
+        sections.append((markdown(report), (BEGIN, END)))
+    if report.capacity and report.capacity_settings:
+        section = capacity_section(report, report.capacity_settings)
+        sections.append((standalone(report, section), part_markers("capacity")))
+    if report.layers and report.layers_settings:
+        section = layers_section(report, report.layers_settings)
+        sections.append((standalone(report, section), part_markers("layers")))
+    for results, (begin, end) in sections:
         print(results)
         if arguments.write:
-            if part is None:
-                write(arguments.write, results)
-            else:
-                begin, end = part_markers(part)
-                write(arguments.write, results, begin=begin, end=end)
+            write(arguments.write, results, begin=begin, end=end)
     if arguments.write:
         progress(f"results written to {arguments.write}")
     return 0

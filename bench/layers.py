@@ -27,6 +27,7 @@ from .load import (
     check_once,
     prepare_project,
     process_group_cpu_times,
+    process_stats,
     production_server,
     seed_requests,
     settle,
@@ -148,15 +149,8 @@ class LayerProfile:
 
 def python_root(server: Server) -> int:
     """The server's first Python process (`uv run` starts it): Gunicorn's arbiter or Uvicorn."""
-    children = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            # After the command name, in parentheses: the state, then the parent's id.
-            fields = stat.read_text().rpartition(")")[2].split()
-        except OSError:  # the process ended meanwhile
-            continue
-        if int(fields[1]) == server.process.pid:
-            children.append(int(stat.parent.name))
+    # The second field after the command name is the parent's id.
+    children = [pid for pid, fields in process_stats() if int(fields[1]) == server.process.pid]
     if not children:
         raise RuntimeError(f"{server.name}: `uv run` has started no process")
     return min(children)

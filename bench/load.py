@@ -209,17 +209,23 @@ def process_group_cpu_seconds(group: int) -> float:
 def process_group_cpu_times(group: int) -> tuple[float, float]:
     """The user and the system CPU time of the living processes of a process group."""
     user = system = 0
+    for _pid, fields in process_stats():
+        # Fields after the name: state, ppid, pgrp, ..., utime (12th) and stime (13th).
+        if int(fields[2]) == group:
+            user += int(fields[11])
+            system += int(fields[12])
+    return user / CLOCK_TICKS, system / CLOCK_TICKS
+
+
+def process_stats() -> Iterator[tuple[int, list[str]]]:
+    """Each living process's id and the fields of its /proc stat after its command name (Linux)."""
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             # The command name, in parentheses, may hold spaces: split after its closing one.
             fields = stat.read_text().rpartition(")")[2].split()
         except OSError:  # the process ended meanwhile
             continue
-        # Fields after the name: state, ppid, pgrp, ..., utime (12th) and stime (13th).
-        if int(fields[2]) == group:
-            user += int(fields[11])
-            system += int(fields[12])
-    return user / CLOCK_TICKS, system / CLOCK_TICKS
+        yield int(stat.parent.name), fields
 
 
 def production_env(framework: str, port: int, workers: int) -> dict[str, str]:

@@ -243,10 +243,9 @@ def load_section(report: Report, settings: LoadSettings) -> list[str]:
     return [*lines, ""]
 
 
-def capacity_markdown(report: Report) -> str:
-    """The capacity part, with its own header: it may be run alone."""
-    assert report.capacity_settings is not None
-    return "\n".join(header(report) + capacity_section(report, report.capacity_settings))
+def standalone(report: Report, section: list[str]) -> str:
+    """A part written between markers of its own, with its own header: it may be run alone."""
+    return "\n".join(header(report) + section)
 
 
 def capacity_section(report: Report, settings: CapacitySettings) -> list[str]:
@@ -317,12 +316,6 @@ def capacity_section(report: Report, settings: CapacitySettings) -> list[str]:
             + "."
         )
     return [*lines, ""]
-
-
-def layers_markdown(report: Report) -> str:
-    """The layers part, with its own header: it may be run alone."""
-    assert report.layers_settings is not None
-    return "\n".join(header(report) + layers_section(report, report.layers_settings))
 
 
 def layers_section(report: Report, settings: LoadSettings) -> list[str]:
