@@ -34,14 +34,15 @@ NOT_ASKED = None
 
 # Interactions of three questions that the full run must see in every combination, beyond pairs:
 # each framework wires each auth mode to Celery its own way (the welcome email is queued by each
-# flavour's own registration).
-TRIPLES = [("framework", "auth", "celery")]
+# flavour's own registration), and to GraphQL (each finds the caller of a GraphQL request its own
+# way).
+TRIPLES = [("framework", "auth", "celery"), ("framework", "auth", "graphql")]
 
 # How many candidate rows are grown for each row kept, and the seed of their tie-breaks: the
-# smallest array among the first 40 seeds for copier.yml (18 rows; at least 16 are needed to hold
+# smallest array among the first 40 seeds for copier.yml (19 rows; at least 16 are needed to hold
 # every pair of the four broker values, none included, and the four licences).
 CANDIDATES = 32
-SEED = 0
+SEED = 1
 
 Value = Any
 Item = tuple[str, Value]
@@ -282,13 +283,15 @@ class Questionnaire:
 
 
 def variant_name(data: Mapping[str, Value]) -> str:
-    """A short readable name: framework, database, auth, the broker with Celery, Redis and
-    Kubernetes."""
+    """A short readable name: framework, database, auth, the broker with Celery, Redis, GraphQL
+    and Kubernetes."""
     parts = [data["framework"], data["database"], f"auth-{data['auth']}"]
     if data.get("celery"):
         parts.append(f"celery-{data['broker']}")
     if data.get("redis"):
         parts.append("shared-redis")
+    if data.get("graphql"):
+        parts.append("graphql")
     if data.get("deploy") == "kubernetes":
         parts.append("kubernetes")
     return "-".join(parts)

@@ -362,6 +362,10 @@ VOCABULARY: dict[str, dict[Any, tuple[str, ...]]] = {
         True: ("Redis",),
         False: (),
     },
+    "graphql": {
+        True: ("GraphQL", "Strawberry", "GraphiQL", "schema.graphql"),
+        False: (),
+    },
     "docker": {
         True: ("Docker", "Dockerfile", "compose.yaml"),
         False: (),
@@ -393,6 +397,7 @@ UNASKED = {
     "auth": "jwt",
     "celery": False,
     "redis": False,
+    "graphql": False,
 }
 
 

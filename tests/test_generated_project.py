@@ -52,6 +52,10 @@ def test_every_documented_command_works(generated: GeneratedProject) -> None:
         ]
         assert statements == ["pass"], text
         migration.unlink()
+    if generated.answers.get("graphql"):
+        # The documented schema command printed the schema the project committed, byte for byte.
+        changed = run("git status --porcelain -- schema.graphql", generated.path).stdout
+        assert changed == "", changed
 
 
 @on_variants(["default"])

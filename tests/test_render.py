@@ -49,6 +49,9 @@ MATRIX = [
         **({"celery": True, "broker": BROKERS[index % 3]} if index % 2 else {}),
         # Redis on two rows in four, so it meets every Celery setting.
         "redis": bool(index // 2 % 2),
+        # GraphQL with two of the five agent-file sets (AGENTS.md alone, and every file), so it
+        # meets every framework, auth and Python version, and every agent file mentions it.
+        "graphql": index % 5 in {1, 4},
     }
     for index, (framework, auth, version, agents) in enumerate(
         itertools.product(FRAMEWORKS, AUTH, PYTHON_VERSIONS, AGENT_FILE_SETS)
@@ -87,9 +90,10 @@ def matrix_id(answers: dict[str, object]) -> str:
     agents = "+".join(answers["agent_files"]) or "no-agents"  # type: ignore[arg-type]
     celery = f"-celery-{answers['broker']}" if answers.get("celery") else ""
     redis = "-redis" if answers.get("redis") else ""
+    graphql = "-graphql" if answers.get("graphql") else ""
     return (
         f"{answers['framework']}-{answers['auth']}-py{answers['python_version']}"
-        f"-{agents}-{answers['license']}-{answers['database']}{celery}{redis}"
+        f"-{agents}-{answers['license']}-{answers['database']}{celery}{redis}{graphql}"
     )
 
 

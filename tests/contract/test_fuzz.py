@@ -36,9 +36,8 @@ EXAMPLES_PER_OPERATION = 20
 MINIMUM_CASES = 200
 
 
-def bearer_headers(base_url: str) -> list[str]:
-    """A fresh user's token as schemathesis header arguments (authenticated paths get fuzzed
-    past the 401)."""
+def token_headers(base_url: str) -> dict[str, str]:
+    """A fresh user's bearer token (authenticated paths get fuzzed past the 401)."""
     email, password = f"fuzz-{uuid.uuid4().hex[:12]}@example.com", "fuzzing passphrase"
     with httpx.Client(base_url=base_url, timeout=30) as client:
         registered = client.post(
@@ -47,7 +46,12 @@ def bearer_headers(base_url: str) -> list[str]:
         assert registered.status_code == 201, registered.text
         token = client.post("/api/v1/auth/token", data={"username": email, "password": password})
         assert token.status_code == 200, token.text
-    return ["--header", f"Authorization: Bearer {token.json()['access_token']}"]
+    return {"Authorization": f"Bearer {token.json()['access_token']}"}
+
+
+def header_arguments(headers: dict[str, str]) -> list[str]:
+    """Headers as schemathesis's command-line arguments."""
+    return [argument for item in headers.items() for argument in ("--header", ": ".join(item))]
 
 
 @on_variants(FUZZED)
@@ -57,7 +61,7 @@ def test_schemathesis_finds_no_server_error_and_no_undocumented_response(
     # Its own server process: the fuzzer's failed logins must not throttle the contract tests.
     command = next(command for command in generated.commands() if is_server_command(command))
     with serve(command, generated.path) as server:
-        headers = bearer_headers(server.base_url) if generated.auth == "jwt" else []
+        headers = token_headers(server.base_url) if generated.auth == "jwt" else {}
         result = subprocess.run(
             [
                 BIN / "schemathesis",
@@ -79,7 +83,7 @@ def test_schemathesis_finds_no_server_error_and_no_undocumented_response(
                 "--max-response-time",
                 "60",
                 "--no-color",
-                *headers,
+                *header_arguments(headers),
             ],
             cwd=tmp_path,
             capture_output=True,
