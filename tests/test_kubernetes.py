@@ -25,14 +25,16 @@ KUBERNETES_VERSION = "1.37.0"
 FRAMEWORKS = ["fastapi", "flask", "django"]
 
 # Every combination the questionnaire accepts with Kubernetes, of the answers the manifests depend
-# on: framework, database (SQLite is refused), auth, Celery and its broker, the shared Redis. The
-# others (CI, Python version, licence, agent files) change no manifest.
+# on: framework, database (SQLite is refused), auth, Celery and its broker, the shared Redis (and
+# with it GraphQL). The others (CI, Python version, licence, agent files) change no manifest.
 MATRIX = [
     {
         "framework": framework,
         "database": database,
         "auth": auth,
         "redis": redis,
+        # GraphQL adds one ConfigMap key: it rides along with the shared Redis.
+        "graphql": redis,
         "deploy": "kubernetes",
         **({"celery": True, "broker": broker} if broker else {}),
     }
