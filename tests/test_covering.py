@@ -75,9 +75,11 @@ def test_the_first_full_variant_is_the_default_answers() -> None:
 
 def test_the_array_is_as_small_as_the_largest_pair_of_questions_allows() -> None:
     """At least as many rows as the two largest factors have values together (4 x 4); the
-    greedy search keeps within two of that."""
+    greedy search keeps within three of that (the triples ask for rows that pairs alone would
+    not: with framework x auth x graphql beside x celery, no seed of the first 40 gives fewer
+    than 19)."""
     sizes = sorted(len(factor.values) for factor in QUESTIONNAIRE.factors)
-    assert sizes[-1] * sizes[-2] <= len(FULL_VARIANTS) <= sizes[-1] * sizes[-2] + 2
+    assert sizes[-1] * sizes[-2] <= len(FULL_VARIANTS) <= sizes[-1] * sizes[-2] + 3
 
 
 TOY = {

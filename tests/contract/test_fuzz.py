@@ -54,11 +54,18 @@ def header_arguments(headers: dict[str, str]) -> list[str]:
     return [argument for item in headers.items() for argument in ("--header", ": ".join(item))]
 
 
-@on_variants(FUZZED)
-def test_schemathesis_finds_no_server_error_and_no_undocumented_response(
-    generated: GeneratedProject, tmp_path: Path
-) -> None:
-    # Its own server process: the fuzzer's failed logins must not throttle the contract tests.
+def fuzz(
+    generated: GeneratedProject,
+    cwd: Path,
+    path: str,
+    *options: str,
+    minimum_cases: int,
+    env: dict[str, str] | None = None,
+) -> str:
+    """Schemathesis against the schema at `path` of the project's own dev server (its own
+    process: the fuzzer's failed logins must not throttle the contract tests), as a fresh user
+    where the project has users. Fails on a finding or on fewer cases than `minimum_cases`;
+    returns the server's log."""
     command = next(command for command in generated.commands() if is_server_command(command))
     with serve(command, generated.path) as server:
         headers = token_headers(server.base_url) if generated.auth == "jwt" else {}
@@ -66,11 +73,8 @@ def test_schemathesis_finds_no_server_error_and_no_undocumented_response(
             [
                 BIN / "schemathesis",
                 "run",
-                f"{server.base_url}/openapi.json",
-                "--checks",
-                "all",
-                "--max-examples",
-                str(EXAMPLES_PER_OPERATION),
+                f"{server.base_url}{path}",
+                *options,
                 # A fixed seed: CI fails on a finding, never on a lucky draw. Set
                 # COPIER_BACKEND_FUZZ_SEED to explore other draws locally.
                 "--seed",
@@ -80,12 +84,11 @@ def test_schemathesis_finds_no_server_error_and_no_undocumented_response(
                 # Generous limits: a slow answer on a busy CI machine is not a finding.
                 "--request-timeout",
                 "60",
-                "--max-response-time",
-                "60",
                 "--no-color",
                 *header_arguments(headers),
             ],
-            cwd=tmp_path,
+            cwd=cwd,
+            env={**os.environ, **(env or {})},
             capture_output=True,
             text=True,
             timeout=900,
@@ -93,8 +96,28 @@ def test_schemathesis_finds_no_server_error_and_no_undocumented_response(
         )
         output = result.stdout + result.stderr
         findings = output[output.find("= FAILURES =") :] if "= FAILURES =" in output else output
-        errors = "\n".join(line for line in server.log().splitlines() if "Error" in line)
+        log = server.log()
+        errors = "\n".join(line for line in log.splitlines() if "Error" in line)
         assert result.returncode == 0, f"{findings[:12000]}\n--- server errors ---\n{errors[:4000]}"
     cases = re.search(r"(\d+) generated", output)
     assert cases, output[-2000:]
-    assert int(cases.group(1)) >= MINIMUM_CASES, output[-2000:]
+    assert int(cases.group(1)) >= minimum_cases, output[-2000:]
+    return log
+
+
+@on_variants(FUZZED)
+def test_schemathesis_finds_no_server_error_and_no_undocumented_response(
+    generated: GeneratedProject, tmp_path: Path
+) -> None:
+    fuzz(
+        generated,
+        tmp_path,
+        "/openapi.json",
+        "--checks",
+        "all",
+        "--max-examples",
+        str(EXAMPLES_PER_OPERATION),
+        "--max-response-time",
+        "60",
+        minimum_cases=MINIMUM_CASES,
+    )

@@ -4,10 +4,6 @@ dev server that has it, and fuzzed there with schemathesis's GraphQL support.
 Written once for every flavour: it talks HTTP over a real socket and knows nothing of the code.
 """
 
-import os
-import re
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +18,11 @@ from graphql import (
 )
 
 from ..conftest import FULL_VARIANTS, GeneratedProject, Live, on_variants
-from ..harness import is_server_command, serve
-from .test_fuzz import header_arguments, token_headers
+from .test_fuzz import fuzz, token_headers
 
 GRAPHQL_VARIANTS = [name for name, answers in FULL_VARIANTS.items() if answers.get("graphql")]
 CREATE = "mutation($name: String!) { createItem(input: {name: $name}) { id name } }"
 READ = "query($id: ID!) { item(id: $id) { id name description } }"
-BIN = Path(sys.executable).parent
 # The check the fuzzing runs: errors with the contract's codes only (see the module).
 HOOKS = Path(__file__).with_name("graphql_checks.py")
 
@@ -178,39 +172,15 @@ MINIMUM_CASES = 100
 def test_schemathesis_finds_no_server_error_over_graphql(
     generated: GeneratedProject, tmp_path: Path
 ) -> None:
-    # Its own server process, as the REST fuzzing has.
-    command = next(command for command in generated.commands() if is_server_command(command))
-    with serve(command, generated.path) as server:
-        headers = token_headers(server.base_url) if generated.auth == "jwt" else {}
-        result = subprocess.run(
-            [
-                BIN / "schemathesis",
-                "run",
-                f"{server.base_url}/graphql",
-                "--checks",
-                "graphql_contract_errors_only",
-                "--max-examples",
-                "25",
-                "--seed",
-                os.environ.get("COPIER_BACKEND_FUZZ_SEED", "1"),
-                "--generation-database",
-                "none",
-                "--request-timeout",
-                "60",
-                "--no-color",
-                *header_arguments(headers),
-            ],
-            cwd=tmp_path,
-            env={**os.environ, "SCHEMATHESIS_HOOKS": str(HOOKS)},
-            capture_output=True,
-            text=True,
-            timeout=900,
-            check=False,
-        )
-        output = result.stdout + result.stderr
-        errors = "\n".join(line for line in server.log().splitlines() if "rror" in line)
-        assert result.returncode == 0, f"{output[-12000:]}\n--- server errors ---\n{errors[:4000]}"
-        assert "graphql.unexpected_error" not in server.log(), errors[:4000]
-    cases = re.search(r"(\d+) generated", output)
-    assert cases, output[-2000:]
-    assert int(cases.group(1)) >= MINIMUM_CASES, output[-2000:]
+    log = fuzz(
+        generated,
+        tmp_path,
+        "/graphql",
+        "--checks",
+        "graphql_contract_errors_only",
+        "--max-examples",
+        "25",
+        minimum_cases=MINIMUM_CASES,
+        env={"SCHEMATHESIS_HOOKS": str(HOOKS)},
+    )
+    assert "graphql.unexpected_error" not in log
