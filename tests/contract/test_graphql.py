@@ -159,9 +159,7 @@ def fuzzed_variants() -> list[str]:
     for name in GRAPHQL_VARIANTS:
         framework = FULL_VARIANTS[name]["framework"]
         if framework not in chosen or FULL_VARIANTS[name]["auth"] == "jwt":
-            chosen.setdefault(framework, name)
-            if FULL_VARIANTS[name]["auth"] == "jwt":
-                chosen[framework] = name
+            chosen[framework] = name
     return list(chosen.values())
 
 
