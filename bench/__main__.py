@@ -14,7 +14,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from . import capacity, green, layers, load, render
+from . import capacity, fanout, green, layers, load, render
 from .machine import describe, load_average
 from .report import (
     BEGIN,
@@ -29,9 +29,9 @@ from .report import (
     write,
 )
 
-PARTS = ("render", "green", "load", "capacity", "layers")
+PARTS = ("render", "green", "load", "capacity", "layers", "fanout")
 # Parts written between markers of their own (the others share one pair).
-OWN_SECTIONS = {"capacity", "layers"}
+OWN_SECTIONS = {"capacity", "layers", "fanout"}
 
 
 def parse_arguments(argv: list[str]) -> argparse.Namespace:
@@ -120,6 +120,15 @@ def main(argv: list[str]) -> int:
         progress("cost by layer")
         with tempfile.TemporaryDirectory(prefix="bench-layers-") as scratch:
             report.layers = layers.measure(Path(scratch), frameworks, report.layers_settings)
+    fanout_results: list[fanout.FanoutResult] = []
+    fanout_settings = (
+        fanout.FanoutSettings(subscribers=100, duration=3, drain=5)
+        if quick
+        else fanout.FanoutSettings()
+    )
+    if "fanout" in parts:
+        with tempfile.TemporaryDirectory(prefix="bench-fanout-") as scratch:
+            fanout_results = fanout.measure(Path(scratch), fanout_settings, progress)
     report.load_after = load_average()
     report.minutes = (time.monotonic() - started) / 60
     sections = []  # each part's Markdown and the markers it goes between
@@ -131,6 +140,9 @@ def main(argv: list[str]) -> int:
     if report.layers and report.layers_settings:
         section = layers_section(report, report.layers_settings)
         sections.append((standalone(report, section), part_markers("layers")))
+    if fanout_results:
+        section = fanout.section(fanout_results, fanout_settings)
+        sections.append((standalone(report, section), part_markers("fanout")))
     for results, (begin, end) in sections:
         print(results)
         if arguments.write:
