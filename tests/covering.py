@@ -283,8 +283,8 @@ class Questionnaire:
 
 
 def variant_name(data: Mapping[str, Value]) -> str:
-    """A short readable name: framework, database, auth, the broker with Celery, Redis, GraphQL
-    and Kubernetes."""
+    """A short readable name: framework, database, auth, the broker with Celery, Redis, GraphQL,
+    real-time events and Kubernetes."""
     parts = [data["framework"], data["database"], f"auth-{data['auth']}"]
     if data.get("celery"):
         parts.append(f"celery-{data['broker']}")
@@ -292,6 +292,8 @@ def variant_name(data: Mapping[str, Value]) -> str:
         parts.append("shared-redis")
     if data.get("graphql"):
         parts.append("graphql")
+    if data.get("realtime"):
+        parts.append("realtime")
     if data.get("deploy") == "kubernetes":
         parts.append("kubernetes")
     return "-".join(parts)

@@ -366,6 +366,10 @@ VOCABULARY: dict[str, dict[Any, tuple[str, ...]]] = {
         True: ("GraphQL", "Strawberry", "GraphiQL", "schema.graphql"),
         False: (),
     },
+    "realtime": {
+        True: ("WebSocket", "AsyncAPI", "/api/v1/ws"),
+        False: (),
+    },
     "docker": {
         True: ("Docker", "Dockerfile", "compose.yaml"),
         False: (),
@@ -398,6 +402,7 @@ UNASKED = {
     "celery": False,
     "redis": False,
     "graphql": False,
+    "realtime": False,
 }
 
 

@@ -53,6 +53,9 @@ REFUSED = [
         "SQLite broker's file: type none here",
     ),
     ({"deploy": "helm"}, "Invalid choice"),
+    ({"realtime": True, "framework": "flask"}, "built for FastAPI so far: type no here"),
+    ({"realtime": True, "framework": "django"}, "built for FastAPI so far: type no here"),
+    ({"realtime": True, "database": "mysql"}, "copy again with redis yes"),
 ]
 
 

@@ -52,6 +52,11 @@ MATRIX = [
         # GraphQL with two of the five agent-file sets (AGENTS.md alone, and every file), so it
         # meets every framework, auth and Python version, and every agent file mentions it.
         "graphql": index % 5 in {1, 4},
+        # Real-time events on FastAPI rows (the flavour that has them so far), with and without
+        # Celery, but not on MySQL without Redis, which the questionnaire refuses.
+        "realtime": framework == "fastapi"
+        and index % 4 in {0, 1}
+        and not (DATABASES[index % 3] == "mysql" and not index // 2 % 2),
     }
     for index, (framework, auth, version, agents) in enumerate(
         itertools.product(FRAMEWORKS, AUTH, PYTHON_VERSIONS, AGENT_FILE_SETS)
@@ -91,9 +96,10 @@ def matrix_id(answers: dict[str, object]) -> str:
     celery = f"-celery-{answers['broker']}" if answers.get("celery") else ""
     redis = "-redis" if answers.get("redis") else ""
     graphql = "-graphql" if answers.get("graphql") else ""
+    realtime = "-realtime" if answers.get("realtime") else ""
     return (
         f"{answers['framework']}-{answers['auth']}-py{answers['python_version']}"
-        f"-{agents}-{answers['license']}-{answers['database']}{celery}{redis}{graphql}"
+        f"-{agents}-{answers['license']}-{answers['database']}{celery}{redis}{graphql}{realtime}"
     )
 
 
@@ -143,6 +149,11 @@ def test_only_chosen_options_produce_files(rendered) -> None:
     else:
         celery_names = ("tasks.py", "worker.py", "celery_app.py", "mail.py")
         assert not any(name.endswith(celery_names) for name in present)
+    realtime_files = {"src/my_service/realtime.py", "tests/test_realtime.py"}
+    if answers["realtime"]:
+        assert realtime_files <= present
+    else:
+        assert not realtime_files & present
     for choice, names in AGENT_FILES_BY_CHOICE.items():
         if choice in answers["agent_files"]:
             assert names <= present, choice

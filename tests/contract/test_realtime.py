@@ -1,0 +1,175 @@
+"""Real-time item events at /api/v1/ws (the realtime option), checked black-box against each
+generated project's dev server that has them, and against its production server command (the
+Dockerfile's CMD) run as two processes that share the database and Redis: a write on one reaches
+a subscriber on the other.
+
+Written once for every flavour: it talks HTTP and WebSocket over real sockets and knows nothing
+of the code.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from typing import Any
+
+import httpx
+import pytest
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.sync.client import ClientConnection, connect
+
+from bench import load
+from bench.common import free_port
+
+from ..conftest import FULL_VARIANTS, GeneratedProject, Live, on_variants
+from .test_fuzz import token_headers
+
+REALTIME_VARIANTS = [name for name, answers in FULL_VARIANTS.items() if answers.get("realtime")]
+# The variants whose events cross processes (Redis, or PostgreSQL without it), with an image.
+SHARED_VARIANTS = [
+    name
+    for name in REALTIME_VARIANTS
+    if (FULL_VARIANTS[name].get("redis") or FULL_VARIANTS[name]["database"] == "postgresql")
+    and FULL_VARIANTS[name].get("docker", True)
+]
+PATH = "/api/v1/ws"
+WAIT_SECONDS = 10
+CLOSE_UNAUTHENTICATED = 4401
+
+
+def ws_url(base_url: str) -> str:
+    return base_url.replace("http://", "ws://", 1) + PATH
+
+
+def next_event(socket: ClientConnection) -> dict[str, Any]:
+    """The next frame that is not a heartbeat."""
+    while True:
+        frame: dict[str, Any] = json.loads(socket.recv(timeout=WAIT_SECONDS))
+        if frame["type"] != "ping":
+            return frame
+
+
+@contextmanager
+def subscribed(base_url: str, headers: dict[str, str]) -> Iterator[ClientConnection]:
+    """A socket answered ready: authenticated with the headers' token, if any."""
+    with connect(ws_url(base_url), open_timeout=WAIT_SECONDS) as socket:
+        if headers:
+            token = headers["Authorization"].removeprefix("Bearer ")
+            socket.send(json.dumps({"type": "authenticate", "token": token}))
+        assert next_event(socket) == {"type": "ready"}
+        yield socket
+
+
+def account(base_url: str, auth: str) -> dict[str, str]:
+    return token_headers(base_url) if auth == "jwt" else {}
+
+
+def check_writes_reach_the_owner(write_url: str, listen_url: str, auth: str) -> None:
+    """Create, update and delete an item on one server; a socket on the other hears the three
+    events, in order, each item as REST returned it; another user's socket hears none of them."""
+    headers = account(write_url, auth)
+    other = account(write_url, auth)
+    name = f"lamp-{uuid.uuid4().hex[:8]}"
+    with (
+        subscribed(listen_url, headers) as socket,
+        subscribed(listen_url, other) as bystander,
+        httpx.Client(base_url=write_url, headers=headers, timeout=WAIT_SECONDS) as client,
+    ):
+        created = client.post("/api/v1/items", json={"name": name})
+        assert created.status_code == 201, created.text
+        path = f"/api/v1/items/{created.json()['id']}"
+        updated = client.patch(path, json={"description": "on the desk"})
+        assert updated.status_code == 200, updated.text
+        assert client.delete(path).status_code == 204
+        events = [next_event(socket) for _ in range(3)]
+        if auth == "jwt":
+            # The bystander's next event is its own write: none of the owner's came first.
+            own = httpx.post(
+                f"{write_url}/api/v1/items", json={"name": "mine"}, headers=other, timeout=10
+            )
+            assert next_event(bystander)["item"]["id"] == own.json()["id"]
+    assert [event["type"] for event in events] == ["item.created", "item.updated", "item.deleted"]
+    assert events[0]["item"] == created.json()
+    assert events[1]["item"] == updated.json()
+    assert events[2]["item"] == {"id": created.json()["id"]}
+
+
+def close_code(socket: ClientConnection) -> int | None:
+    try:
+        while True:
+            socket.recv(timeout=WAIT_SECONDS)
+    except ConnectionClosed as closed:
+        return closed.rcvd.code if closed.rcvd else None
+
+
+@on_variants(REALTIME_VARIANTS)
+def test_the_dev_server_sends_each_write_to_its_owner(live: Live) -> None:
+    check_writes_reach_the_owner(live.url, live.url, live.project.auth)
+
+
+@on_variants(REALTIME_VARIANTS)
+def test_the_dev_server_refuses_other_sites_and_bad_tokens_and_survives_garbage(
+    live: Live,
+) -> None:
+    with pytest.raises(InvalidStatus) as refused:
+        connect(ws_url(live.url), origin="https://evil.example", open_timeout=WAIT_SECONDS)  # type: ignore[arg-type]
+    assert refused.value.response.status_code == 403
+    if live.project.auth == "jwt":
+        with connect(ws_url(live.url), open_timeout=WAIT_SECONDS) as socket:
+            socket.send(json.dumps({"type": "authenticate", "token": "not.a.token"}))
+            assert close_code(socket) == CLOSE_UNAUTHENTICATED
+    with subscribed(live.url, account(live.url, live.project.auth)) as socket:
+        for garbage in ("{", b"\x00", '{"type": "subscribe"}', "x" * 10_000):
+            socket.send(garbage)
+            frame = next_event(socket)
+            assert frame["type"] == "error", frame
+            assert frame["code"] in {"not_json", "not_text", "unknown_type", "too_large"}, frame
+        socket.send('{"type": "ping"}')
+        assert next_event(socket) == {"type": "pong"}
+
+
+@on_variants(REALTIME_VARIANTS)
+def test_the_asyncapi_document_is_served_beside_openapi(live: Live) -> None:
+    document = httpx.get(f"{live.url}/asyncapi.json", timeout=WAIT_SECONDS).json()
+    assert document["asyncapi"] == "3.0.0"
+    assert document["channels"]["events"]["address"] == PATH
+    messages = document["components"]["messages"]
+    for name in ("itemCreated", "itemUpdated", "itemDeleted", "ready", "ping", "pong", "error"):
+        assert messages[name]["payload"]["$ref"].startswith("#/components/schemas/"), name
+    assert ("authenticate" in messages) == (live.project.auth == "jwt")
+
+
+@contextmanager
+def production_servers(project: GeneratedProject, count: int) -> Iterator[list[str]]:
+    """`count` production servers (the Dockerfile's CMD, one process each, with the image's
+    settings), sharing the project's database and Redis; their base URLs."""
+    image = load.Project(project.path, project.framework)
+    dockerfile = (project.path / "Dockerfile").read_text()
+    protocol = re.search(r"UVICORN_WS=(\S+)", dockerfile)
+    assert protocol, "the Dockerfile should name Uvicorn's WebSocket protocol"
+    # One key for all: a token one process signs, the others accept.
+    secret_key = secrets.token_urlsafe(48)
+    with ExitStack() as stack:
+        urls = []
+        for _ in range(count):
+            port = free_port()
+            command = ["uv", "run", *image.server_command]
+            env = load.production_env(project.framework, port, workers=1)
+            env.update(UVICORN_WS=protocol.group(1), SECRET_KEY=secret_key)
+            name = f"realtime-{project.framework}"
+            server = stack.enter_context(load.start_server(name, command, project.path, env, port))
+            urls.append(server.base_url)
+        yield urls
+
+
+@on_variants(SHARED_VARIANTS)
+def test_a_write_on_one_production_process_reaches_a_subscriber_on_another(
+    generated: GeneratedProject,
+) -> None:
+    with production_servers(generated, 2) as (first, second):
+        check_writes_reach_the_owner(first, second, generated.auth)
+        check_writes_reach_the_owner(second, first, generated.auth)
