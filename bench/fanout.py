@@ -19,11 +19,9 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import re
 import secrets
 import time
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -31,8 +29,8 @@ from pathlib import Path
 import httpx
 from websockets.asyncio.client import ClientConnection, connect
 
-from .common import free_port, scratch_database
-from .load import Project, prepare_project, production_env, start_server
+from .common import scratch_database
+from .load import prepare_project, production_processes
 
 POSTGRESQL_VARIABLE = "COPIER_BACKEND_POSTGRESQL_URL"
 POSTGRESQL_DEFAULT = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -74,30 +72,6 @@ class FanoutResult:
         if not ordered:
             return float("nan")
         return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
-
-
-@contextmanager
-def servers(project: Project, count: int, redis_url: str | None) -> Iterator[list[str]]:
-    """`count` production processes of the project, sharing its database (and Redis)."""
-    protocol = re.search(r"UVICORN_WS=(\S+)", (project.path / "Dockerfile").read_text())
-    with ExitStack() as stack:
-        urls = []
-        for _ in range(count):
-            port = free_port()
-            env = production_env(project.framework, port, workers=1)
-            env.update(
-                UVICORN_WS=protocol.group(1) if protocol else "auto",
-                REALTIME_MAX_CONNECTIONS="100000",
-                REALTIME_HEARTBEAT_SECONDS="600",
-                REALTIME_QUEUE_SIZE="10000",
-                LOG_LEVEL="WARNING",
-            )
-            if redis_url:
-                env["REDIS_URL"] = redis_url
-            command = ["uv", "run", *project.server_command]
-            server = stack.enter_context(start_server("fanout", command, project.path, env, port))
-            urls.append(server.base_url)
-        yield urls
 
 
 async def _subscribe(url: str) -> ClientConnection:
@@ -170,7 +144,16 @@ def measure(
             project = prepare_project(scratch / name, answers, database_url=database_url)
             # A Redis database of the run's own, under a prefix of its own.
             redis_url = f"{redis}/{secrets.randbelow(15) + 1}" if with_redis else None
-            with servers(project, 2, redis_url) as urls:
+            # No heartbeat and no cap within the run; the subscribers read as fast as they can.
+            limits = {
+                "REALTIME_MAX_CONNECTIONS": "100000",
+                "REALTIME_HEARTBEAT_SECONDS": "600",
+                "REALTIME_QUEUE_SIZE": "10000",
+                "LOG_LEVEL": "WARNING",
+                **({"REDIS_URL": redis_url} if redis_url else {}),
+            }
+            with production_processes(project, 2, **limits) as servers:
+                urls = [server.base_url for server in servers]
                 writes, delivered, seconds, latencies = asyncio.run(_run(urls, settings))
         results.append(
             FanoutResult(fan_out, settings.subscribers, writes, delivered, seconds, latencies)

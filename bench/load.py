@@ -320,6 +320,30 @@ def production_server(project: Project, *, workers: int = 2) -> Iterator[Server]
 
 
 @contextmanager
+def production_processes(project: Project, count: int, **settings: str) -> Iterator[list[Server]]:
+    """`count` production servers of one project, one process each, sharing its database and
+    whatever else its .env names: the Dockerfile's CMD with the image's settings, Uvicorn's
+    WebSocket protocol among them, and one SECRET_KEY, so that a token one signs the others
+    accept. `settings` are more environment variables."""
+    dockerfile = (project.path / "Dockerfile").read_text()
+    image = dict(re.findall(r"^\s+(UVICORN_WS)=(\S+)", dockerfile, re.MULTILINE))
+    secret_key = secrets.token_urlsafe(48)
+    with ExitStack() as stack:
+        servers: list[Server] = []
+        for number in range(count):
+            port = free_port()
+            command = ["uv", "run", *project.server_command]
+            command += loopback_args(project.server_command, port)
+            env = production_env(project.framework, port, workers=1)
+            env.update(image, SECRET_KEY=secret_key, **settings)
+            name = f"{project.framework}-{number}"
+            servers.append(
+                stack.enter_context(start_server(name, command, project.path, env, port))
+            )
+        yield servers
+
+
+@contextmanager
 def bare_server(project: Project, *, workers: int = 2) -> Iterator[Server]:
     """A one-route app of the project's framework, served by the same command and flags, from the
     project's environment, in a folder of its own (so the project's gunicorn.conf.py is not

@@ -10,11 +10,9 @@ of the code.
 from __future__ import annotations
 
 import json
-import re
-import secrets
 import uuid
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -23,7 +21,6 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
 from bench import load
-from bench.common import free_port
 
 from ..conftest import FULL_VARIANTS, GeneratedProject, Live, on_variants
 from .test_fuzz import token_headers
@@ -143,33 +140,12 @@ def test_the_asyncapi_document_is_served_beside_openapi(live: Live) -> None:
     assert ("authenticate" in messages) == (live.project.auth == "jwt")
 
 
-@contextmanager
-def production_servers(project: GeneratedProject, count: int) -> Iterator[list[str]]:
-    """`count` production servers (the Dockerfile's CMD, one process each, with the image's
-    settings), sharing the project's database and Redis; their base URLs."""
-    image = load.Project(project.path, project.framework)
-    dockerfile = (project.path / "Dockerfile").read_text()
-    protocol = re.search(r"UVICORN_WS=(\S+)", dockerfile)
-    assert protocol, "the Dockerfile should name Uvicorn's WebSocket protocol"
-    # One key for all: a token one process signs, the others accept.
-    secret_key = secrets.token_urlsafe(48)
-    with ExitStack() as stack:
-        urls = []
-        for _ in range(count):
-            port = free_port()
-            command = ["uv", "run", *image.server_command]
-            env = load.production_env(project.framework, port, workers=1)
-            env.update(UVICORN_WS=protocol.group(1), SECRET_KEY=secret_key)
-            name = f"realtime-{project.framework}"
-            server = stack.enter_context(load.start_server(name, command, project.path, env, port))
-            urls.append(server.base_url)
-        yield urls
-
-
 @on_variants(SHARED_VARIANTS)
 def test_a_write_on_one_production_process_reaches_a_subscriber_on_another(
     generated: GeneratedProject,
 ) -> None:
-    with production_servers(generated, 2) as (first, second):
-        check_writes_reach_the_owner(first, second, generated.auth)
-        check_writes_reach_the_owner(second, first, generated.auth)
+    """The Dockerfile's command, twice, one process each, sharing the database and Redis."""
+    image = load.Project(generated.path, generated.framework)
+    with load.production_processes(image, 2) as (first, second):
+        check_writes_reach_the_owner(first.base_url, second.base_url, generated.auth)
+        check_writes_reach_the_owner(second.base_url, first.base_url, generated.auth)
