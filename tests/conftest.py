@@ -6,6 +6,7 @@ import random
 import re
 import shutil
 import subprocess
+import uuid
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -256,6 +257,8 @@ def generated(request: pytest.FixtureRequest, copie_session: Copie) -> Iterator[
             if not server:
                 pytest.skip(f"set {variable} to the URL of a redis server to check it")
             broker_settings["REDIS_URL"] = f"{server.rstrip('/')}/{random.randint(1, 15)}"
+            # And keys (and real-time channels) of its own there: variants run side by side.
+            broker_settings["CACHE_KEY_PREFIX"] = f"{request.param}-{uuid.uuid4().hex[:8]}"
         # Rendered with the post-copy task by pytest-copie; the answers reach Copier as its
         # user defaults, taken as given under `--defaults`, and must be recorded as given.
         rendered = copie_session.copy(extra_answers=answers, template_dir=TEMPLATE_ROOT)
