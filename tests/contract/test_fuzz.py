@@ -36,10 +36,12 @@ EXAMPLES_PER_OPERATION = 20
 MINIMUM_CASES = 200
 
 
-def token_headers(base_url: str) -> dict[str, str]:
-    """A fresh user's bearer token (authenticated paths get fuzzed past the 401)."""
+def token_headers(base_url: str, *, source_address: str | None = None) -> dict[str, str]:
+    """A fresh user's bearer token (authenticated paths get fuzzed past the 401), registered and
+    logged in from `source_address` (a loopback address) when one is given."""
     email, password = f"fuzz-{uuid.uuid4().hex[:12]}@example.com", "fuzzing passphrase"
-    with httpx.Client(base_url=base_url, timeout=30) as client:
+    transport = httpx.HTTPTransport(local_address=source_address) if source_address else None
+    with httpx.Client(base_url=base_url, transport=transport, timeout=30) as client:
         registered = client.post(
             "/api/v1/auth/register", json={"email": email, "password": password}
         )

@@ -24,6 +24,7 @@ from websockets.sync.client import ClientConnection, connect
 from bench import load
 
 from ..conftest import FULL_VARIANTS, GeneratedProject, Live, on_variants
+from .test_fuzz import token_headers
 
 REALTIME_VARIANTS = [name for name, answers in FULL_VARIANTS.items() if answers.get("realtime")]
 # The variants whose events cross processes (Redis, or PostgreSQL without it), with an image.
@@ -68,16 +69,7 @@ def account(base_url: str, auth: str) -> dict[str, str]:
     if auth != "jwt":
         return {}
     source = ".".join(str(random.randint(1, 254)) for _ in range(3))
-    transport = httpx.HTTPTransport(local_address=f"127.{source}")
-    email, password = f"realtime-{uuid.uuid4().hex[:12]}@example.com", "a long passphrase"
-    with httpx.Client(base_url=base_url, transport=transport, timeout=WAIT_SECONDS) as client:
-        registered = client.post(
-            "/api/v1/auth/register", json={"email": email, "password": password}
-        )
-        assert registered.status_code == 201, registered.text
-        token = client.post("/api/v1/auth/token", data={"username": email, "password": password})
-        assert token.status_code == 200, token.text
-    return {"Authorization": f"Bearer {token.json()['access_token']}"}
+    return token_headers(base_url, source_address=f"127.{source}")
 
 
 def check_writes_reach_the_owner(write_url: str, listen_url: str, auth: str) -> None:
