@@ -42,7 +42,7 @@ TRIPLES = [("framework", "auth", "celery"), ("framework", "auth", "graphql")]
 # smallest array among the first 40 seeds for copier.yml (19 rows; at least 16 are needed to hold
 # every pair of the four broker values, none included, and the four licences).
 CANDIDATES = 32
-SEED = 1
+SEED = 0
 
 Value = Any
 Item = tuple[str, Value]
