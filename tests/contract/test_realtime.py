@@ -10,7 +10,9 @@ of the code.
 from __future__ import annotations
 
 import json
+import os
 import random
+import signal
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -37,6 +39,7 @@ SHARED_VARIANTS = [
 PATH = "/api/v1/ws"
 WAIT_SECONDS = 10
 CLOSE_UNAUTHENTICATED = 4401
+CLOSE_RESTARTING = 1012
 
 
 def ws_url(base_url: str) -> str:
@@ -151,8 +154,12 @@ def test_the_asyncapi_document_is_served_beside_openapi(live: Live) -> None:
 def test_a_write_on_one_production_process_reaches_a_subscriber_on_another(
     generated: GeneratedProject,
 ) -> None:
-    """The Dockerfile's command, twice, one process each, sharing the database and Redis."""
+    """The Dockerfile's command, twice, one process each, sharing the database and Redis; a
+    process told to stop closes its sockets with 1012 at once, so clients reconnect elsewhere."""
     image = load.Project(generated.path, generated.framework)
     with load.production_processes(image, 2) as (first, second):
         check_writes_reach_the_owner(first.base_url, second.base_url, generated.auth)
         check_writes_reach_the_owner(second.base_url, first.base_url, generated.auth)
+        with subscribed(second.base_url, account(first.base_url, generated.auth)) as socket:
+            os.killpg(second.process.pid, signal.SIGTERM)
+            assert close_code(socket) == CLOSE_RESTARTING
