@@ -41,8 +41,7 @@ def test_the_full_variants_hold_every_pair_of_option_values() -> None:
     # What no variant holds: an answer to broker without Celery, or to deploy without Docker
     # (not asked); Claude Code without AGENTS.md (refused: CLAUDE.md imports it); Kubernetes with
     # SQLite as the database or the broker (refused: replicas cannot share its file); real-time
-    # events with Flask or Django (refused: FastAPI's so far), or on MySQL without Redis (refused:
-    # nothing would carry the events between processes).
+    # events on MySQL without Redis (refused: nothing would carry the events between processes).
     assert answer_refusal("agent_files", ["claude"])
     for (a, x), (b, y) in missing:
         pair = {a: x, b: y}
@@ -57,7 +56,6 @@ def test_the_full_variants_hold_every_pair_of_option_values() -> None:
                 pair.get("deploy") == "kubernetes"
                 and "sqlite" in (pair.get("database"), pair.get("broker"))
             )
-            or (pair.get("realtime") is True and pair.get("framework") == "django")
         ), f"no full variant holds {pair}"
 
 

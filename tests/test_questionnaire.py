@@ -53,7 +53,6 @@ REFUSED = [
         "SQLite broker's file: type none here",
     ),
     ({"deploy": "helm"}, "Invalid choice"),
-    ({"realtime": True, "framework": "django"}, "built for FastAPI and Flask so far: type no"),
     ({"realtime": True, "database": "mysql"}, "copy again with redis yes"),
 ]
 
