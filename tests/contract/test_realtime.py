@@ -15,7 +15,7 @@ import random
 import signal
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import httpx
@@ -36,9 +36,13 @@ SHARED_VARIANTS = [
     if (FULL_VARIANTS[name].get("redis") or FULL_VARIANTS[name]["database"] == "postgresql")
     and FULL_VARIANTS[name].get("docker", True)
 ]
+JWT_REALTIME_VARIANTS = [name for name in REALTIME_VARIANTS if FULL_VARIANTS[name]["auth"] == "jwt"]
 PATH = "/api/v1/ws"
 WAIT_SECONDS = 10
 CLOSE_UNAUTHENTICATED = 4401
+CLOSE_TOO_MANY = 4429
+# REALTIME_MAX_CONNECTIONS's default with auth=jwt: sockets one user may hold in one process.
+DEFAULT_CAP = 5
 CLOSE_RESTARTING = 1012
 
 
@@ -137,6 +141,23 @@ def test_the_dev_server_refuses_other_sites_and_bad_tokens_and_survives_garbage(
             assert frame["code"] in {"not_json", "not_text", "unknown_type", "too_large"}, frame
         socket.send('{"type": "ping"}')
         assert next_event(socket) == {"type": "pong"}
+
+
+@on_variants(JWT_REALTIME_VARIANTS)
+def test_the_dev_server_caps_the_sockets_of_one_user(live: Live) -> None:
+    """REALTIME_MAX_CONNECTIONS (5 by default) sockets for one user in one process; the next is
+    closed with 4429, and closing one frees its place. (With auth=none the cap, 1,000 for
+    everyone, is checked by each project's own tests with a smaller setting.)"""
+    headers = account(live.url, "jwt")
+    token = headers["Authorization"].removeprefix("Bearer ")
+    with ExitStack() as held:
+        sockets = [held.enter_context(subscribed(live.url, headers)) for _ in range(DEFAULT_CAP)]
+        with connect(ws_url(live.url), open_timeout=WAIT_SECONDS) as refused:
+            refused.send(json.dumps({"type": "authenticate", "token": token}))
+            assert close_code(refused) == CLOSE_TOO_MANY
+        sockets[0].close()
+        with subscribed(live.url, headers):
+            pass
 
 
 @on_variants(REALTIME_VARIANTS)
