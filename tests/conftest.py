@@ -35,6 +35,10 @@ from .harness import (
     scratch_database,
     serve,
 )
+from .jinja_cache import compile_once
+
+# Every render of the run compiles each Jinja source once (tests/jinja_cache.py).
+compile_once()
 
 # Answer sets whose generated projects get the whole treatment: post-copy task, uv sync, every
 # documented command, the dev server and the HTTP contract. They are a covering array computed
