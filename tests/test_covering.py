@@ -59,6 +59,25 @@ def test_the_full_variants_hold_every_pair_of_option_values() -> None:
         ), f"no full variant holds {pair}"
 
 
+def test_every_frameworks_real_time_fan_outs_are_fully_run() -> None:
+    """Each flavour writes its own fan-outs: each runs real-time events with Redis and on
+    PostgreSQL without it (LISTEN/NOTIFY), with the Docker image for the production-process check
+    of tests/contract/test_realtime.py where it can."""
+    fan_outs = {
+        (answers["framework"], "redis" if answers.get("redis") else answers["database"])
+        for answers in FULL_VARIANTS.values()
+        if answers.get("realtime")
+    }
+    for framework in choice_values(questions()["framework"]):
+        assert {(framework, "redis"), (framework, "postgresql")} <= fan_outs, framework
+    shared = {
+        (answers["framework"], "redis" if answers.get("redis") else answers["database"])
+        for answers in FULL_VARIANTS.values()
+        if answers.get("realtime") and answers.get("docker", True)
+    }
+    assert {"redis", "postgresql"} <= {fan_out for _, fan_out in shared}
+
+
 def test_every_framework_auth_and_celery_combination_is_fully_run() -> None:
     held = {(a["framework"], a["auth"], a["celery"]) for a in FULL_VARIANTS.values()}
     frameworks = choice_values(questions()["framework"])
