@@ -34,8 +34,11 @@ def test_every_documented_command_works(generated: GeneratedProject) -> None:
     expected = {"uv sync", "uv run pytest", "uv run ruff check", "uv run mypy"}
     assert expected <= set(one_shot), f"documented commands: {commands}"
     before = migration_files(generated.path)
+    # The superuser command reads its password where the README says, never the command line.
+    passwords = {"SUPERUSER_PASSWORD": "long enough", "DJANGO_SUPERUSER_PASSWORD": "long enough"}
     for command in one_shot:
-        result = run(command, generated.path)
+        env = project_env(**passwords) if "superuser" in command else None
+        result = run(command, generated.path, env=env)
         assert_ok(result, command)
         if command == "uv run pytest":
             summary = result.stdout.strip().splitlines()[-1]

@@ -36,9 +36,11 @@ STACKS = [
 PLACEHOLDERS = {
     "analytical engine",
     "bad",
+    "correct horse battery",
     "guest",  # RabbitMQ's own local-only default account, in the default broker URL
     "long enough",
     "nope nope",
+    "not hers",
     "p%40ss",
     "p@ss",  # the same, decoded
     "postgres",

@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from ..conftest import JWT_VARIANTS, Live, on_variants
+from ..harness import assert_ok, documented_command, project_env, run
 
 PROBLEM = "application/problem+json"
 
@@ -239,6 +240,90 @@ def test_other_users_items_are_403(client: httpx.Client, auth: dict[str, str]) -
     assert_problem(client.patch(url, json={"name": "Stolen"}, headers=other), 403)
     assert_problem(client.delete(url, headers=other), 403)
     assert client.get(url, headers=auth).json()["name"] == "Mine"
+
+
+def log_in(client: httpx.Client, email: str, password: str) -> dict[str, str]:
+    response = client.post("/api/v1/auth/token", data={"username": email, "password": password})
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+def documented_superuser(live: Live, email: str, password: str) -> None:
+    """Make a superuser with the README's command, on the dev server's database. The password
+    goes where the README says the command reads it (never the command line)."""
+    readme = (live.project.path / "README.md").read_text()
+    command = documented_command(readme, "make a superuser")
+    assert "admin@example.com" in command, command
+    command = command.replace("admin@example.com", email)
+    django = live.project.framework == "django"
+    variable = "DJANGO_SUPERUSER_PASSWORD" if django else "SUPERUSER_PASSWORD"
+    assert variable in readme
+    assert_ok(run(command, live.project.path, env=project_env(**{variable: password})), command)
+
+
+@jwt_only
+def test_a_superuser_from_the_documented_command_manages_accounts(
+    live: Live, client: httpx.Client
+) -> None:
+    password = "correct horse battery"
+    admin_email, ada_email = unique_email(), unique_email()
+    documented_superuser(live, admin_email, password)
+    admin = log_in(client, admin_email, password)
+    me = client.get("/api/v1/users/me", headers=admin).json()
+    assert (me["email"], me["is_superuser"], me["is_active"]) == (admin_email, True, True)
+
+    registered = client.post(
+        "/api/v1/auth/register", json={"email": ada_email, "password": password}
+    ).json()
+    assert registered["is_superuser"] is False
+    ada = log_in(client, ada_email, password)
+    url = f"/api/v1/users/{registered['id']}"
+
+    # Ada is not a superuser: 403 on every management route, before her body is validated.
+    for response in (
+        client.get("/api/v1/users", headers=ada),
+        client.get(url, headers=ada),
+        client.patch(url, json={"is_superuser": True}, headers=ada),
+        client.patch(url, json={"is_active": None}, headers=ada),
+    ):
+        assert_problem(response, 403)
+    assert_problem(client.get("/api/v1/users"), 401)
+
+    # The superuser pages through every account, oldest first.
+    page = client.get("/api/v1/users", params={"limit": 100}, headers=admin)
+    assert page.status_code == 200, page.text
+    body = page.json()
+    assert set(body) == {"items", "total", "limit", "offset"}
+    assert body["total"] >= 2
+    ids = [user["id"] for user in body["items"]]
+    assert ids == sorted(ids)
+    # Ada is on the last page (later tests register more users, never fewer).
+    last = client.get(
+        "/api/v1/users", params={"limit": 100, "offset": max(body["total"] - 100, 0)}, headers=admin
+    )
+    assert ada_email in [user["email"] for user in last.json()["items"]]
+    assert client.get(url, headers=admin).json() == registered
+
+    # Deactivated: Ada's token stops working at once, and her login fails as a wrong one does.
+    deactivated = client.patch(url, json={"is_active": False}, headers=admin)
+    assert deactivated.status_code == 200, deactivated.text
+    assert deactivated.json()["is_active"] is False
+    assert_problem(client.get("/api/v1/users/me", headers=ada), 401)
+    refused = client.post("/api/v1/auth/token", data={"username": ada_email, "password": password})
+    wrong = client.post("/api/v1/auth/token", data={"username": ada_email, "password": "wrong!!"})
+    assert_problem(refused, 401)
+    assert refused.json() == wrong.json()
+    # Reactivated: she logs in again.
+    assert client.patch(url, json={"is_active": True}, headers=admin).json()["is_active"] is True
+    log_in(client, ada_email, password)
+
+    # Nobody deactivates or demotes themselves; an unknown account is a 404.
+    own = f"/api/v1/users/{me['id']}"
+    assert_problem(client.patch(own, json={"is_active": False}, headers=admin), 409)
+    assert_problem(client.patch(own, json={"is_superuser": False}, headers=admin), 409)
+    unknown = 2**62
+    assert_problem(client.get(f"/api/v1/users/{unknown}", headers=admin), 404)
+    assert_problem(client.patch(url, json={"is_active": "maybe"}, headers=admin), 422)
 
 
 @jwt_only

@@ -1,19 +1,32 @@
 from datetime import timedelta
+from typing import Annotated
 
 from django.conf import settings
 from django.http import HttpRequest
-from ninja import Form, Router, Status
+from ninja import Form, Path, Query, Router, Status
 
 from ..auth import BearerAuth, current_user
+from ..items.schemas import PageParams
 from ..problems import problem_responses
 from ..rate_limit import login_throttle, registration_throttle
 from ..security import create_access_token
 from .models import User
-from .schemas import AccessToken, LoginForm, UserRead, UserRegister
-from .services import user_authenticate, user_register
+from .schemas import AccessToken, LoginForm, UserPage, UserRead, UserRegister, UserUpdate
+from .selectors import user_list, user_read
+from .services import user_authenticate, user_register, user_update
 
 auth_router = Router(tags=["auth"])
 users_router = Router(tags=["users"], auth=BearerAuth())
+# The routes that manage users: a superuser's token, checked before anything else (auth.py).
+superusers = BearerAuth(superuser=True)
+
+# Ids are positive 64-bit integers; anything else is a 422, not a database error.
+UserId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+# The errors each route answers with, as problem details, for the OpenAPI document.
+route_errors = problem_responses(401, 403, 422)
+user_errors = route_errors | problem_responses(404)
+# A request body that is not even text (bytes that are not UTF-8) is a 400 before validation.
+body_errors = problem_responses(400)
 
 
 @auth_router.post("/register", response={201: UserRead, **problem_responses(400, 409, 422, 429)})
@@ -45,3 +58,28 @@ def login(request: HttpRequest, form: Form[LoginForm]) -> AccessToken:
 @users_router.get("/me", response={200: UserRead, **problem_responses(401)})
 def read_current_user(request: HttpRequest) -> User:
     return current_user(request)
+
+
+@users_router.get("", auth=superusers, response={200: UserPage, **route_errors})
+def list_users(request: HttpRequest, page: Query[PageParams]) -> UserPage:
+    users, total = user_list(limit=page.limit, offset=page.offset)
+    return UserPage.of(users, total, page)
+
+
+@users_router.get("/{user_id}", auth=superusers, response={200: UserRead, **user_errors})
+def read_user(request: HttpRequest, user_id: UserId) -> User:
+    return user_read(user_id=user_id)
+
+
+@users_router.patch(
+    "/{user_id}",
+    auth=superusers,
+    response={200: UserRead, **user_errors, **problem_responses(409), **body_errors},
+)
+def update_user(request: HttpRequest, user_id: UserId, changes: UserUpdate) -> User:
+    return user_update(
+        actor=current_user(request),
+        user_id=user_id,
+        is_active=changes.is_active,
+        is_superuser=changes.is_superuser,
+    )

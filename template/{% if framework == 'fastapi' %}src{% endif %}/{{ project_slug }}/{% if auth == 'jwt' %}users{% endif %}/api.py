@@ -1,17 +1,29 @@
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request, status
+from fastapi import APIRouter, Form, Path, Request, status
 
-from ..auth import CurrentUser
-from ..dependencies import LoginThrottleDep, RegistrationThrottleDep, SessionDep, SettingsDep
+from ..auth import CurrentSuperuser, CurrentUser
+from ..dependencies import (
+    LoginThrottleDep,
+    PageDep,
+    RegistrationThrottleDep,
+    SessionDep,
+    SettingsDep,
+)
 from ..problems import problem_responses
 from ..security import create_access_token
-from .schemas import AccessToken, LoginForm, UserRead, UserRegister
-from .services import user_authenticate, user_register
+from .schemas import AccessToken, LoginForm, UserPage, UserRead, UserRegister, UserUpdate
+from .selectors import user_list, user_read
+from .services import user_authenticate, user_register, user_update
 
 auth_router = APIRouter(prefix="/auth", tags=["auth"])
 users_router = APIRouter(prefix="/users", tags=["users"], responses=problem_responses(401))
+
+# Ids are the tables' 64-bit keys: anything outside that range is a 422, never a database error.
+UserId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+# The routes that manage accounts: a signed-in user who is not a superuser gets a 403.
+manage_responses = problem_responses(403, 422)
 
 
 @auth_router.post(
@@ -58,4 +70,33 @@ async def login(
 
 @users_router.get("/me")
 async def read_current_user(user: CurrentUser) -> UserRead:
+    return UserRead.model_validate(user)
+
+
+@users_router.get("", responses=manage_responses)
+async def list_users(session: SessionDep, superuser: CurrentSuperuser, page: PageDep) -> UserPage:
+    users, total = await user_list(session=session, limit=page.limit, offset=page.offset)
+    return UserPage.of(users, total, page)
+
+
+@users_router.get("/{user_id}", responses=manage_responses | problem_responses(404))
+async def read_user(user_id: UserId, session: SessionDep, superuser: CurrentSuperuser) -> UserRead:
+    return UserRead.model_validate(await user_read(session=session, user_id=user_id))
+
+
+@users_router.patch(
+    "/{user_id}", responses=manage_responses | problem_responses(400, 404, 409, 413)
+)
+async def update_user(
+    user_id: UserId, payload: UserUpdate, session: SessionDep, superuser: CurrentSuperuser
+) -> UserRead:
+    """Deactivate or reactivate an account, or make it a superuser or not. A deactivated user's
+    tokens stop working at once."""
+    user = await user_update(
+        session=session,
+        actor=superuser,
+        user_id=user_id,
+        is_active=payload.is_active,
+        is_superuser=payload.is_superuser,
+    )
     return UserRead.model_validate(user)

@@ -1,20 +1,24 @@
-"""The auth and users blueprints, and the current user of a request."""
+"""The auth and users blueprints, and the one superusers manage accounts with."""
 
 from datetime import timedelta
 
 from apiflask import APIBlueprint
 from flask import current_app, request
 
-from ..auth import BEARER_AUTH, current_user, require_user
+from ..auth import BEARER_AUTH, current_user, require_superuser, require_user
 from ..database import get_session
+from ..items.schemas import PageParams
 from ..rate_limit import LoginThrottle, RegistrationThrottle
 from ..security import create_access_token
 from ..settings import current_settings
-from .schemas import AccessToken, LoginForm, UserRead, UserRegister
-from .services import user_authenticate, user_register
+from .schemas import AccessToken, LoginForm, UserPage, UserRead, UserRegister, UserUpdate
+from .selectors import user_list, user_read
+from .services import user_authenticate, user_register, user_update
 
 auth_bp = APIBlueprint("auth", __name__, url_prefix="/auth", tag="auth")
 users_bp = APIBlueprint("users", __name__, url_prefix="/users", tag="users")
+# Superusers only: the same paths as users_bp (/users, /users/<id>), with its own check.
+manage_users_bp = APIBlueprint("manage_users", __name__, url_prefix="/users", tag="users")
 
 
 def login_throttle() -> LoginThrottle:
@@ -23,6 +27,8 @@ def login_throttle() -> LoginThrottle:
 
 
 users_bp.before_request(require_user)
+# Anyone signed in who is not a superuser gets a 403, before the request is validated.
+manage_users_bp.before_request(require_superuser)
 
 
 @auth_bp.post("/register")
@@ -66,3 +72,38 @@ def login(form: LoginForm) -> AccessToken:
 @users_bp.doc(security=BEARER_AUTH)
 def read_current_user() -> UserRead:
     return UserRead.model_validate(current_user())
+
+
+@manage_users_bp.get("")
+@manage_users_bp.input(PageParams, location="query", arg_name="page")
+@manage_users_bp.output(UserPage)
+@manage_users_bp.doc(security=BEARER_AUTH, responses={403: "Forbidden"})
+def list_users(page: PageParams) -> UserPage:
+    users, total = user_list(session=get_session(), limit=page.limit, offset=page.offset)
+    return UserPage.of(users, total, page)
+
+
+@manage_users_bp.get("/<id:user_id>")
+@manage_users_bp.output(UserRead)
+@manage_users_bp.doc(security=BEARER_AUTH, responses={403: "Forbidden", 404: "Not Found"})
+def read_user(user_id: int) -> UserRead:
+    return UserRead.model_validate(user_read(session=get_session(), user_id=user_id))
+
+
+@manage_users_bp.patch("/<id:user_id>")
+@manage_users_bp.input(UserUpdate, arg_name="changes")
+@manage_users_bp.output(UserRead)
+@manage_users_bp.doc(
+    security=BEARER_AUTH, responses={403: "Forbidden", 404: "Not Found", 409: "Conflict"}
+)
+def update_user(user_id: int, changes: UserUpdate) -> UserRead:
+    """Deactivate or reactivate an account, or make it a superuser or not. A deactivated user's
+    tokens stop working at once."""
+    user = user_update(
+        session=get_session(),
+        actor=current_user(),
+        user_id=user_id,
+        is_active=changes.is_active,
+        is_superuser=changes.is_superuser,
+    )
+    return UserRead.model_validate(user)
