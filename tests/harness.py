@@ -171,6 +171,18 @@ def documented_command(markdown: str, purpose: str) -> str:
     raise LookupError(f"no documented command for {purpose!r}")
 
 
+def make_superuser(project: Path, framework: str, email: str, password: str) -> None:
+    """Make a superuser with the README's command, on the project's database (its .env). The
+    password goes where the README says the command reads it, never on the command line."""
+    readme = (project / "README.md").read_text()
+    command = documented_command(readme, "make a superuser")
+    assert "admin@example.com" in command, command
+    variable = "DJANGO_SUPERUSER_PASSWORD" if framework == "django" else "SUPERUSER_PASSWORD"
+    assert variable in readme
+    command = command.replace("admin@example.com", email)
+    assert_ok(run(command, project, env=project_env(**{variable: password})), command)
+
+
 def on_port(command: str, port: int) -> str:
     """A server command bound to `port`: Django's runserver takes the address as an argument
     (FastAPI's CLI reads PORT and Flask's FLASK_RUN_PORT, both set by `serve`)."""

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 
 from ..conftest import FULL_VARIANTS, GeneratedProject, on_variants
-from ..harness import is_server_command, serve
+from ..harness import is_server_command, make_superuser, serve
 
 BIN = Path(sys.executable).parent
 
@@ -36,16 +36,25 @@ EXAMPLES_PER_OPERATION = 20
 MINIMUM_CASES = 200
 
 
-def token_headers(base_url: str, *, source_address: str | None = None) -> dict[str, str]:
+def token_headers(
+    base_url: str,
+    *,
+    source_address: str | None = None,
+    superuser_of: GeneratedProject | None = None,
+) -> dict[str, str]:
     """A fresh user's bearer token (authenticated paths get fuzzed past the 401), registered and
-    logged in from `source_address` (a loopback address) when one is given."""
+    logged in from `source_address` (a loopback address) when one is given; a superuser made by
+    the README's command in `superuser_of` when given (its routes get fuzzed past the 403)."""
     email, password = f"fuzz-{uuid.uuid4().hex[:12]}@example.com", "fuzzing passphrase"
     transport = httpx.HTTPTransport(local_address=source_address) if source_address else None
     with httpx.Client(base_url=base_url, transport=transport, timeout=30) as client:
-        registered = client.post(
-            "/api/v1/auth/register", json={"email": email, "password": password}
-        )
-        assert registered.status_code == 201, registered.text
+        if superuser_of is not None:
+            make_superuser(superuser_of.path, superuser_of.framework, email, password)
+        else:
+            registered = client.post(
+                "/api/v1/auth/register", json={"email": email, "password": password}
+            )
+            assert registered.status_code == 201, registered.text
         token = client.post("/api/v1/auth/token", data={"username": email, "password": password})
         assert token.status_code == 200, token.text
     return {"Authorization": f"Bearer {token.json()['access_token']}"}
@@ -65,12 +74,14 @@ def fuzz(
     env: dict[str, str] | None = None,
 ) -> str:
     """Schemathesis against the schema at `path` of the project's own dev server (its own
-    process: the fuzzer's failed logins must not throttle the contract tests), as a fresh user
-    where the project has users. Fails on a finding or on fewer cases than `minimum_cases`;
-    returns the server's log."""
+    process: the fuzzer's failed logins must not throttle the contract tests), as a fresh
+    superuser where the project has users (it may change other accounts of this project's
+    database: the tests after it make their own). Fails on a finding or on fewer cases than
+    `minimum_cases`; returns the server's log."""
     command = next(command for command in generated.commands() if is_server_command(command))
     with serve(command, generated.path) as server:
-        headers = token_headers(server.base_url) if generated.auth == "jwt" else {}
+        jwt = generated.auth == "jwt"
+        headers = token_headers(server.base_url, superuser_of=generated) if jwt else {}
         result = subprocess.run(
             [
                 BIN / "schemathesis",

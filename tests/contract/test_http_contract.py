@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from ..conftest import JWT_VARIANTS, Live, on_variants
-from ..harness import assert_ok, documented_command, project_env, run
+from ..harness import make_superuser
 
 PROBLEM = "application/problem+json"
 
@@ -248,26 +248,13 @@ def log_in(client: httpx.Client, email: str, password: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {response.json()['access_token']}"}
 
 
-def documented_superuser(live: Live, email: str, password: str) -> None:
-    """Make a superuser with the README's command, on the dev server's database. The password
-    goes where the README says the command reads it (never the command line)."""
-    readme = (live.project.path / "README.md").read_text()
-    command = documented_command(readme, "make a superuser")
-    assert "admin@example.com" in command, command
-    command = command.replace("admin@example.com", email)
-    django = live.project.framework == "django"
-    variable = "DJANGO_SUPERUSER_PASSWORD" if django else "SUPERUSER_PASSWORD"
-    assert variable in readme
-    assert_ok(run(command, live.project.path, env=project_env(**{variable: password})), command)
-
-
 @jwt_only
 def test_a_superuser_from_the_documented_command_manages_accounts(
     live: Live, client: httpx.Client
 ) -> None:
     password = "correct horse battery"
     admin_email, ada_email = unique_email(), unique_email()
-    documented_superuser(live, admin_email, password)
+    make_superuser(live.project.path, live.project.framework, admin_email, password)
     admin = log_in(client, admin_email, password)
     me = client.get("/api/v1/users/me", headers=admin).json()
     assert (me["email"], me["is_superuser"], me["is_active"]) == (admin_email, True, True)

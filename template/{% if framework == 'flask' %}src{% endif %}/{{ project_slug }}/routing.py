@@ -11,7 +11,7 @@ from .problems import FieldError, InvalidRequestError
 
 # Ids are the tables' 64-bit keys (database.id_type()).
 MAX_ID = 2**63 - 1
-ID_ARGUMENT = re.compile(r"<id:(\w+)>")
+ID_ARGUMENT = re.compile(r"<(?:digits_)?id:(\w+)>")
 ANY_ARGUMENT = re.compile(r"<(?:[^<:>]+:)?([^<>]+)>")
 
 
@@ -32,6 +32,14 @@ class IdConverter(BaseConverter):
 
     def to_url(self, value: int) -> str:
         return str(value)
+
+
+class DigitsIdConverter(IdConverter):
+    """`<digits_id:user_id>`: the same id, where a route beside it has a word in its place
+    (`/users/me`). Only digits match, so `PATCH /users/me` is the 405 of the route that is
+    there, not a 422 of this one, and another word is a 404 (as in the other flavours)."""
+
+    regex = r"[0-9]+"
 
 
 def _documented_operations(spec: dict[str, Any]) -> Iterator[tuple[Rule, dict[str, Any]]]:

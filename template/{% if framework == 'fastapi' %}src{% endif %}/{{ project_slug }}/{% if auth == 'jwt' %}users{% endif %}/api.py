@@ -21,6 +21,8 @@ auth_router = APIRouter(prefix="/auth", tags=["auth"])
 users_router = APIRouter(prefix="/users", tags=["users"], responses=problem_responses(401))
 
 # Ids are the tables' 64-bit keys: anything outside that range is a 422, never a database error.
+# The routes say `{user_id:int}`, digits only, so that `PATCH /users/me` is the 405 of the route
+# that is there, not a 422 of these (another word is a 404, as in the other flavours).
 UserId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 # The routes that manage accounts: a signed-in user who is not a superuser gets a 403.
 manage_responses = problem_responses(403, 422)
@@ -79,13 +81,13 @@ async def list_users(session: SessionDep, superuser: CurrentSuperuser, page: Pag
     return UserPage.of(users, total, page)
 
 
-@users_router.get("/{user_id}", responses=manage_responses | problem_responses(404))
+@users_router.get("/{user_id:int}", responses=manage_responses | problem_responses(404))
 async def read_user(user_id: UserId, session: SessionDep, superuser: CurrentSuperuser) -> UserRead:
     return UserRead.model_validate(await user_read(session=session, user_id=user_id))
 
 
 @users_router.patch(
-    "/{user_id}", responses=manage_responses | problem_responses(400, 404, 409, 413)
+    "/{user_id:int}", responses=manage_responses | problem_responses(400, 404, 409, 413)
 )
 async def update_user(
     user_id: UserId, payload: UserUpdate, session: SessionDep, superuser: CurrentSuperuser

@@ -83,14 +83,14 @@ def list_users(page: PageParams) -> UserPage:
     return UserPage.of(users, total, page)
 
 
-@manage_users_bp.get("/<id:user_id>")
+@manage_users_bp.get("/<digits_id:user_id>")
 @manage_users_bp.output(UserRead)
 @manage_users_bp.doc(security=BEARER_AUTH, responses={403: "Forbidden", 404: "Not Found"})
 def read_user(user_id: int) -> UserRead:
     return UserRead.model_validate(user_read(session=get_session(), user_id=user_id))
 
 
-@manage_users_bp.patch("/<id:user_id>")
+@manage_users_bp.patch("/<digits_id:user_id>")
 @manage_users_bp.input(UserUpdate, arg_name="changes")
 @manage_users_bp.output(UserRead)
 @manage_users_bp.doc(
