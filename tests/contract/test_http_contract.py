@@ -4,6 +4,8 @@ Written once for every flavour: it talks HTTP over a real socket and knows nothi
 """
 
 import uuid
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import httpx
 import pytest
@@ -241,6 +243,49 @@ def test_other_users_items_are_403(client: httpx.Client, auth: dict[str, str]) -
     assert_problem(client.patch(url, json={"name": "Stolen"}, headers=other), 403)
     assert_problem(client.delete(url, headers=other), 403)
     assert client.get(url, headers=auth).json()["name"] == "Mine"
+
+
+@jwt_only
+def test_a_session_refreshes_rotates_and_ends(client: httpx.Client) -> None:
+    email, password = unique_email(), "correct horse battery"
+    client.post("/api/v1/auth/register", json={"email": email, "password": password})
+
+    def tokens() -> dict[str, Any]:
+        response = client.post("/api/v1/auth/token", data={"username": email, "password": password})
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        assert body["refresh_expires_in"] > body["expires_in"] > 0
+        return body
+
+    def refresh(body: dict[str, Any]) -> httpx.Response:
+        return client.post("/api/v1/auth/refresh", json={"refresh_token": body["refresh_token"]})
+
+    first = tokens()
+    response = refresh(first)
+    assert response.status_code == 200, response.text
+    second = response.json()
+    assert second["refresh_token"] != first["refresh_token"]
+    me = client.get(
+        "/api/v1/users/me", headers={"Authorization": f"Bearer {second['access_token']}"}
+    )
+    assert me.json()["email"] == email
+    # The first token again: stolen, or replayed. Its whole session ends.
+    assert_problem(refresh(first), 401)
+    assert_problem(refresh(second), 401)
+
+    third = tokens()
+    logout = client.post("/api/v1/auth/logout", json={"refresh_token": third["refresh_token"]})
+    assert logout.status_code == 204
+    assert_problem(refresh(third), 401)
+
+    # The same token sent by several clients at once (the server's processes and the database
+    # see them together): exactly one gets new tokens, and then the session is over for all.
+    fourth = tokens()
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _: refresh(fourth), range(8)))
+    assert sorted(answer.status_code for answer in answers) == [200] + [401] * 7
+    winner = next(answer.json() for answer in answers if answer.status_code == 200)
+    assert_problem(refresh(winner), 401)
 
 
 def log_in(client: httpx.Client, email: str, password: str) -> dict[str, str]:

@@ -9,11 +9,19 @@ from ..auth import BearerAuth, current_user
 from ..items.schemas import PageParams
 from ..problems import problem_responses
 from ..rate_limit import login_throttle, registration_throttle
-from ..security import create_access_token
 from .models import User
-from .schemas import AccessToken, LoginForm, UserPage, UserRead, UserRegister, UserUpdate
+from .schemas import (
+    AccessToken,
+    LoginForm,
+    RefreshTokenRequest,
+    UserPage,
+    UserRead,
+    UserRegister,
+    UserUpdate,
+)
 from .selectors import user_list, user_read
 from .services import user_authenticate, user_register, user_update
+from .sessions import session_end, session_refresh, session_start
 
 auth_router = Router(tags=["auth"])
 users_router = Router(tags=["users"], auth=BearerAuth())
@@ -48,11 +56,37 @@ def login(request: HttpRequest, form: Form[LoginForm]) -> AccessToken:
     key = f"address:{request.META.get('REMOTE_ADDR', 'unknown')}"
     with throttle.attempt(key):
         user = user_authenticate(email=form.username, password=form.password)
-    expires_in = timedelta(minutes=settings.ACCESS_TOKEN_EXPIRE_MINUTES)
-    access_token = create_access_token(
-        subject=user.id, secret_key=settings.SECRET_KEY, expires_in=expires_in
+    refresh_token = session_start(user=user, lifetime=refresh_lifetime())
+    return _tokens(user.pk, refresh_token)
+
+
+@auth_router.post("/refresh", response={200: AccessToken, **problem_responses(400, 401, 422)})
+def refresh(request: HttpRequest, payload: RefreshTokenRequest) -> AccessToken:
+    """A new access token, and the next refresh token: the one sent is used up. Sending a used
+    one again revokes its session (both tokens) and is a 401."""
+    user, refresh_token = session_refresh(token=payload.refresh_token, lifetime=refresh_lifetime())
+    return _tokens(user.pk, refresh_token)
+
+
+@auth_router.post("/logout", response={204: None, **problem_responses(400, 422)})
+def logout(request: HttpRequest, payload: RefreshTokenRequest) -> Status[None]:
+    """End the session the refresh token belongs to; its access tokens expire on their own."""
+    session_end(token=payload.refresh_token)
+    return Status(204, None)
+
+
+def refresh_lifetime() -> timedelta:
+    return timedelta(days=settings.REFRESH_TOKEN_EXPIRE_DAYS)
+
+
+def _tokens(user_id: int, refresh_token: str) -> AccessToken:
+    return AccessToken.issue(
+        user_id=user_id,
+        refresh_token=refresh_token,
+        secret_key=settings.SECRET_KEY,
+        minutes=settings.ACCESS_TOKEN_EXPIRE_MINUTES,
+        days=settings.REFRESH_TOKEN_EXPIRE_DAYS,
     )
-    return AccessToken(access_token=access_token, expires_in=int(expires_in.total_seconds()))
 
 
 @users_router.get("/me", response={200: UserRead, **problem_responses(401)})

@@ -12,10 +12,19 @@ from ..dependencies import (
     SettingsDep,
 )
 from ..problems import problem_responses
-from ..security import create_access_token
-from .schemas import AccessToken, LoginForm, UserPage, UserRead, UserRegister, UserUpdate
+from ..settings import Settings
+from .schemas import (
+    AccessToken,
+    LoginForm,
+    RefreshTokenRequest,
+    UserPage,
+    UserRead,
+    UserRegister,
+    UserUpdate,
+)
 from .selectors import user_list, user_read
 from .services import user_authenticate, user_register, user_update
+from .sessions import session_end, session_refresh, session_start
 
 auth_router = APIRouter(prefix="/auth", tags=["auth"])
 users_router = APIRouter(prefix="/users", tags=["users"], responses=problem_responses(401))
@@ -63,11 +72,42 @@ async def login(
     key = f"address:{request.client.host if request.client else 'unknown'}"
     async with throttle.attempt_async(key):
         user = await user_authenticate(session=session, email=form.username, password=form.password)
-    expires_in = timedelta(minutes=settings.access_token_expire_minutes)
-    access_token = create_access_token(
-        subject=user.id, secret_key=settings.signing_key, expires_in=expires_in
+    refresh_token = await session_start(
+        session=session, user=user, lifetime=timedelta(days=settings.refresh_token_expire_days)
     )
-    return AccessToken(access_token=access_token, expires_in=int(expires_in.total_seconds()))
+    return _tokens(user.id, refresh_token, settings)
+
+
+@auth_router.post("/refresh", responses=problem_responses(400, 401, 413, 422))
+async def refresh(
+    payload: RefreshTokenRequest, session: SessionDep, settings: SettingsDep
+) -> AccessToken:
+    """A new access token, and the next refresh token: the one sent is used up. Sending a used
+    one again revokes its session (both tokens) and is a 401."""
+    user, refresh_token = await session_refresh(
+        session=session,
+        token=payload.refresh_token,
+        lifetime=timedelta(days=settings.refresh_token_expire_days),
+    )
+    return _tokens(user.id, refresh_token, settings)
+
+
+@auth_router.post(
+    "/logout", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(400, 413, 422)
+)
+async def logout(payload: RefreshTokenRequest, session: SessionDep) -> None:
+    """End the session the refresh token belongs to; its access tokens expire on their own."""
+    await session_end(session=session, token=payload.refresh_token)
+
+
+def _tokens(user_id: int, refresh_token: str, settings: Settings) -> AccessToken:
+    return AccessToken.issue(
+        user_id=user_id,
+        refresh_token=refresh_token,
+        secret_key=settings.signing_key,
+        minutes=settings.access_token_expire_minutes,
+        days=settings.refresh_token_expire_days,
+    )
 
 
 @users_router.get("/me")

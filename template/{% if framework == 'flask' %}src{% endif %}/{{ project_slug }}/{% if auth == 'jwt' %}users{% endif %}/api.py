@@ -3,17 +3,25 @@
 from datetime import timedelta
 
 from apiflask import APIBlueprint
-from flask import current_app, request
+from flask import Response, current_app, request
 
 from ..auth import BEARER_AUTH, current_user, require_superuser, require_user
 from ..database import get_session
 from ..items.schemas import PageParams
 from ..rate_limit import LoginThrottle, RegistrationThrottle
-from ..security import create_access_token
-from ..settings import current_settings
-from .schemas import AccessToken, LoginForm, UserPage, UserRead, UserRegister, UserUpdate
+from ..settings import Settings, current_settings
+from .schemas import (
+    AccessToken,
+    LoginForm,
+    RefreshTokenRequest,
+    UserPage,
+    UserRead,
+    UserRegister,
+    UserUpdate,
+)
 from .selectors import user_list, user_read
 from .services import user_authenticate, user_register, user_update
+from .sessions import session_end, session_refresh, session_start
 
 auth_bp = APIBlueprint("auth", __name__, url_prefix="/auth", tag="auth")
 users_bp = APIBlueprint("users", __name__, url_prefix="/users", tag="users")
@@ -60,11 +68,47 @@ def login(form: LoginForm) -> AccessToken:
     with throttle.attempt(key):
         user = user_authenticate(session=get_session(), email=form.username, password=form.password)
     settings = current_settings()
-    expires_in = timedelta(minutes=settings.access_token_expire_minutes)
-    access_token = create_access_token(
-        subject=user.id, secret_key=settings.signing_key, expires_in=expires_in
+    refresh_token = session_start(
+        session=get_session(),
+        user=user,
+        lifetime=timedelta(days=settings.refresh_token_expire_days),
     )
-    return AccessToken(access_token=access_token, expires_in=int(expires_in.total_seconds()))
+    return _tokens(user.id, refresh_token, settings)
+
+
+@auth_bp.post("/refresh")
+@auth_bp.input(RefreshTokenRequest, arg_name="payload")
+@auth_bp.output(AccessToken)
+@auth_bp.doc(responses={401: "Unauthorized"})
+def refresh(payload: RefreshTokenRequest) -> AccessToken:
+    """A new access token, and the next refresh token: the one sent is used up. Sending a used
+    one again revokes its session (both tokens) and is a 401."""
+    settings = current_settings()
+    user, refresh_token = session_refresh(
+        session=get_session(),
+        token=payload.refresh_token,
+        lifetime=timedelta(days=settings.refresh_token_expire_days),
+    )
+    return _tokens(user.id, refresh_token, settings)
+
+
+@auth_bp.post("/logout")
+@auth_bp.input(RefreshTokenRequest, arg_name="payload")
+@auth_bp.output({}, status_code=204)
+def logout(payload: RefreshTokenRequest) -> Response:
+    """End the session the refresh token belongs to; its access tokens expire on their own."""
+    session_end(session=get_session(), token=payload.refresh_token)
+    return Response(status=204)
+
+
+def _tokens(user_id: int, refresh_token: str, settings: Settings) -> AccessToken:
+    return AccessToken.issue(
+        user_id=user_id,
+        refresh_token=refresh_token,
+        secret_key=settings.signing_key,
+        minutes=settings.access_token_expire_minutes,
+        days=settings.refresh_token_expire_days,
+    )
 
 
 @users_bp.get("/me")
