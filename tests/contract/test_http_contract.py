@@ -257,6 +257,9 @@ def test_a_session_refreshes_rotates_and_ends(client: httpx.Client) -> None:
         assert body["refresh_expires_in"] > body["expires_in"] > 0
         return body
 
+    def bearer(body: dict[str, Any]) -> dict[str, str]:
+        return {"Authorization": f"Bearer {body['access_token']}"}
+
     def refresh(body: dict[str, Any]) -> httpx.Response:
         return client.post("/api/v1/auth/refresh", json={"refresh_token": body["refresh_token"]})
 
@@ -265,9 +268,7 @@ def test_a_session_refreshes_rotates_and_ends(client: httpx.Client) -> None:
     assert response.status_code == 200, response.text
     second = response.json()
     assert second["refresh_token"] != first["refresh_token"]
-    me = client.get(
-        "/api/v1/users/me", headers={"Authorization": f"Bearer {second['access_token']}"}
-    )
+    me = client.get("/api/v1/users/me", headers=bearer(second))
     assert me.json()["email"] == email
     # The first token again: stolen, or replayed. Its whole session ends.
     assert_problem(refresh(first), 401)
@@ -286,6 +287,16 @@ def test_a_session_refreshes_rotates_and_ends(client: httpx.Client) -> None:
     assert sorted(answer.status_code for answer in answers) == [200] + [401] * 7
     winner = next(answer.json() for answer in answers if answer.status_code == 200)
     assert_problem(refresh(winner), 401)
+
+    # A new password ends every session, its access tokens too; the answer is a new one.
+    fifth, sixth = tokens(), tokens()
+    change = {"current_password": password, "new_password": "a new horse battery"}
+    changed = client.post("/api/v1/users/me/password", json=change, headers=bearer(fifth))
+    assert changed.status_code == 200, changed.text
+    for old in (fifth, sixth):
+        assert_problem(client.get("/api/v1/users/me", headers=bearer(old)), 401)
+        assert_problem(refresh(old), 401)
+    assert client.get("/api/v1/users/me", headers=bearer(changed.json())).status_code == 200
 
 
 def log_in(client: httpx.Client, email: str, password: str) -> dict[str, str]:

@@ -13,6 +13,7 @@ from .models import User
 from .schemas import (
     AccessToken,
     LoginForm,
+    PasswordChange,
     RefreshTokenRequest,
     UserPage,
     UserRead,
@@ -20,7 +21,7 @@ from .schemas import (
     UserUpdate,
 )
 from .selectors import user_list, user_read
-from .services import user_authenticate, user_register, user_update
+from .services import password_change, user_authenticate, user_register, user_update
 from .sessions import session_end, session_refresh, session_start
 
 auth_router = Router(tags=["auth"])
@@ -57,7 +58,7 @@ def login(request: HttpRequest, form: Form[LoginForm]) -> AccessToken:
     with throttle.attempt(key):
         user = user_authenticate(email=form.username, password=form.password)
     refresh_token = session_start(user=user, lifetime=refresh_lifetime())
-    return _tokens(user.pk, refresh_token)
+    return _tokens(user, refresh_token)
 
 
 @auth_router.post("/refresh", response={200: AccessToken, **problem_responses(400, 401, 422)})
@@ -65,7 +66,7 @@ def refresh(request: HttpRequest, payload: RefreshTokenRequest) -> AccessToken:
     """A new access token, and the next refresh token: the one sent is used up. Sending a used
     one again revokes its session (both tokens) and is a 401."""
     user, refresh_token = session_refresh(token=payload.refresh_token, lifetime=refresh_lifetime())
-    return _tokens(user.pk, refresh_token)
+    return _tokens(user, refresh_token)
 
 
 @auth_router.post("/logout", response={204: None, **problem_responses(400, 422)})
@@ -79,9 +80,10 @@ def refresh_lifetime() -> timedelta:
     return timedelta(days=settings.REFRESH_TOKEN_EXPIRE_DAYS)
 
 
-def _tokens(user_id: int, refresh_token: str) -> AccessToken:
+def _tokens(user: User, refresh_token: str) -> AccessToken:
     return AccessToken.issue(
-        user_id=user_id,
+        user_id=user.pk,
+        generation=user.token_generation,
         refresh_token=refresh_token,
         secret_key=settings.SECRET_KEY,
         minutes=settings.ACCESS_TOKEN_EXPIRE_MINUTES,
@@ -92,6 +94,22 @@ def _tokens(user_id: int, refresh_token: str) -> AccessToken:
 @users_router.get("/me", response={200: UserRead, **problem_responses(401)})
 def read_current_user(request: HttpRequest) -> User:
     return current_user(request)
+
+
+@users_router.post(
+    "/me/password", response={200: AccessToken, **problem_responses(400, 401, 403, 422, 429)}
+)
+def change_password(request: HttpRequest, payload: PasswordChange) -> AccessToken:
+    """Set a new password, the current one as proof (a wrong one is a 403, counted like a failed
+    login). Every session of the account ends, access tokens included; the answer is a new one."""
+    user = current_user(request)
+    with login_throttle().attempt(f"address:{request.META.get('REMOTE_ADDR', 'unknown')}"):
+        password_change(
+            user=user,
+            current_password=payload.current_password,
+            new_password=payload.new_password,
+        )
+    return _tokens(user, session_start(user=user, lifetime=refresh_lifetime()))
 
 
 @users_router.get("", auth=superusers, response={200: UserPage, **route_errors})

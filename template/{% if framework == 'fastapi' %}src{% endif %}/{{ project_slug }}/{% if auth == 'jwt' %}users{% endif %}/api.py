@@ -13,9 +13,11 @@ from ..dependencies import (
 )
 from ..problems import problem_responses
 from ..settings import Settings
+from .models import User
 from .schemas import (
     AccessToken,
     LoginForm,
+    PasswordChange,
     RefreshTokenRequest,
     UserPage,
     UserRead,
@@ -23,7 +25,7 @@ from .schemas import (
     UserUpdate,
 )
 from .selectors import user_list, user_read
-from .services import user_authenticate, user_register, user_update
+from .services import password_change, user_authenticate, user_register, user_update
 from .sessions import session_end, session_refresh, session_start
 
 auth_router = APIRouter(prefix="/auth", tags=["auth"])
@@ -75,7 +77,7 @@ async def login(
     refresh_token = await session_start(
         session=session, user=user, lifetime=timedelta(days=settings.refresh_token_expire_days)
     )
-    return _tokens(user.id, refresh_token, settings)
+    return _tokens(user, refresh_token, settings)
 
 
 @auth_router.post("/refresh", responses=problem_responses(400, 401, 413, 422))
@@ -89,7 +91,7 @@ async def refresh(
         token=payload.refresh_token,
         lifetime=timedelta(days=settings.refresh_token_expire_days),
     )
-    return _tokens(user.id, refresh_token, settings)
+    return _tokens(user, refresh_token, settings)
 
 
 @auth_router.post(
@@ -100,9 +102,10 @@ async def logout(payload: RefreshTokenRequest, session: SessionDep) -> None:
     await session_end(session=session, token=payload.refresh_token)
 
 
-def _tokens(user_id: int, refresh_token: str, settings: Settings) -> AccessToken:
+def _tokens(user: User, refresh_token: str, settings: Settings) -> AccessToken:
     return AccessToken.issue(
-        user_id=user_id,
+        user_id=user.id,
+        generation=user.token_generation,
         refresh_token=refresh_token,
         secret_key=settings.signing_key,
         minutes=settings.access_token_expire_minutes,
@@ -113,6 +116,31 @@ def _tokens(user_id: int, refresh_token: str, settings: Settings) -> AccessToken
 @users_router.get("/me")
 async def read_current_user(user: CurrentUser) -> UserRead:
     return UserRead.model_validate(user)
+
+
+@users_router.post("/me/password", responses=problem_responses(400, 403, 413, 422, 429))
+async def change_password(
+    request: Request,
+    payload: PasswordChange,
+    user: CurrentUser,
+    session: SessionDep,
+    settings: SettingsDep,
+    throttle: LoginThrottleDep,
+) -> AccessToken:
+    """Set a new password, the current one as proof (a wrong one is a 403, counted like a failed
+    login). Every session of the account ends, access tokens included; the answer is a new one."""
+    key = f"address:{request.client.host if request.client else 'unknown'}"
+    async with throttle.attempt_async(key):
+        await password_change(
+            session=session,
+            user=user,
+            current_password=payload.current_password,
+            new_password=payload.new_password,
+        )
+    refresh_token = await session_start(
+        session=session, user=user, lifetime=timedelta(days=settings.refresh_token_expire_days)
+    )
+    return _tokens(user, refresh_token, settings)
 
 
 @users_router.get("", responses=manage_responses)

@@ -10,9 +10,11 @@ from ..database import get_session
 from ..items.schemas import PageParams
 from ..rate_limit import LoginThrottle, RegistrationThrottle
 from ..settings import Settings, current_settings
+from .models import User
 from .schemas import (
     AccessToken,
     LoginForm,
+    PasswordChange,
     RefreshTokenRequest,
     UserPage,
     UserRead,
@@ -20,7 +22,7 @@ from .schemas import (
     UserUpdate,
 )
 from .selectors import user_list, user_read
-from .services import user_authenticate, user_register, user_update
+from .services import password_change, user_authenticate, user_register, user_update
 from .sessions import session_end, session_refresh, session_start
 
 auth_bp = APIBlueprint("auth", __name__, url_prefix="/auth", tag="auth")
@@ -73,7 +75,7 @@ def login(form: LoginForm) -> AccessToken:
         user=user,
         lifetime=timedelta(days=settings.refresh_token_expire_days),
     )
-    return _tokens(user.id, refresh_token, settings)
+    return _tokens(user, refresh_token, settings)
 
 
 @auth_bp.post("/refresh")
@@ -89,7 +91,7 @@ def refresh(payload: RefreshTokenRequest) -> AccessToken:
         token=payload.refresh_token,
         lifetime=timedelta(days=settings.refresh_token_expire_days),
     )
-    return _tokens(user.id, refresh_token, settings)
+    return _tokens(user, refresh_token, settings)
 
 
 @auth_bp.post("/logout")
@@ -101,9 +103,10 @@ def logout(payload: RefreshTokenRequest) -> Response:
     return Response(status=204)
 
 
-def _tokens(user_id: int, refresh_token: str, settings: Settings) -> AccessToken:
+def _tokens(user: User, refresh_token: str, settings: Settings) -> AccessToken:
     return AccessToken.issue(
-        user_id=user_id,
+        user_id=user.id,
+        generation=user.token_generation,
         refresh_token=refresh_token,
         secret_key=settings.signing_key,
         minutes=settings.access_token_expire_minutes,
@@ -116,6 +119,30 @@ def _tokens(user_id: int, refresh_token: str, settings: Settings) -> AccessToken
 @users_bp.doc(security=BEARER_AUTH)
 def read_current_user() -> UserRead:
     return UserRead.model_validate(current_user())
+
+
+@users_bp.post("/me/password")
+@users_bp.input(PasswordChange, arg_name="payload")
+@users_bp.output(AccessToken)
+@users_bp.doc(security=BEARER_AUTH, responses={403: "Forbidden", 429: "Too Many Requests"})
+def change_password(payload: PasswordChange) -> AccessToken:
+    """Set a new password, the current one as proof (a wrong one is a 403, counted like a failed
+    login). Every session of the account ends, access tokens included; the answer is a new one."""
+    user = current_user()
+    with login_throttle().attempt(f"address:{request.remote_addr or 'unknown'}"):
+        password_change(
+            session=get_session(),
+            user=user,
+            current_password=payload.current_password,
+            new_password=payload.new_password,
+        )
+    settings = current_settings()
+    refresh_token = session_start(
+        session=get_session(),
+        user=user,
+        lifetime=timedelta(days=settings.refresh_token_expire_days),
+    )
+    return _tokens(user, refresh_token, settings)
 
 
 @manage_users_bp.get("")
