@@ -2,6 +2,7 @@ from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Path, Request, status
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..auth import CurrentSuperuser, CurrentUser
 from ..dependencies import (
@@ -74,10 +75,7 @@ async def login(
     key = f"address:{request.client.host if request.client else 'unknown'}"
     async with throttle.attempt_async(key):
         user = await user_authenticate(session=session, email=form.username, password=form.password)
-    refresh_token = await session_start(
-        session=session, user=user, lifetime=timedelta(days=settings.refresh_token_expire_days)
-    )
-    return _tokens(user, refresh_token, settings)
+    return await _new_session(session, user, settings)
 
 
 @auth_router.post("/refresh", responses=problem_responses(400, 401, 413, 422))
@@ -100,6 +98,13 @@ async def refresh(
 async def logout(payload: RefreshTokenRequest, session: SessionDep) -> None:
     """End the session the refresh token belongs to; its access tokens expire on their own."""
     await session_end(session=session, token=payload.refresh_token)
+
+
+async def _new_session(session: AsyncSession, user: User, settings: Settings) -> AccessToken:
+    """The tokens of a new session of the user's: a login, or the one a password change opens."""
+    lifetime = timedelta(days=settings.refresh_token_expire_days)
+    refresh_token = await session_start(session=session, user=user, lifetime=lifetime)
+    return _tokens(user, refresh_token, settings)
 
 
 def _tokens(user: User, refresh_token: str, settings: Settings) -> AccessToken:
@@ -137,10 +142,7 @@ async def change_password(
             current_password=payload.current_password,
             new_password=payload.new_password,
         )
-    refresh_token = await session_start(
-        session=session, user=user, lifetime=timedelta(days=settings.refresh_token_expire_days)
-    )
-    return _tokens(user, refresh_token, settings)
+    return await _new_session(session, user, settings)
 
 
 @users_router.get("", responses=manage_responses)

@@ -69,13 +69,7 @@ def login(form: LoginForm) -> AccessToken:
     key = f"address:{request.remote_addr or 'unknown'}"
     with throttle.attempt(key):
         user = user_authenticate(session=get_session(), email=form.username, password=form.password)
-    settings = current_settings()
-    refresh_token = session_start(
-        session=get_session(),
-        user=user,
-        lifetime=timedelta(days=settings.refresh_token_expire_days),
-    )
-    return _tokens(user, refresh_token, settings)
+    return _new_session(user)
 
 
 @auth_bp.post("/refresh")
@@ -101,6 +95,17 @@ def logout(payload: RefreshTokenRequest) -> Response:
     """End the session the refresh token belongs to; its access tokens expire on their own."""
     session_end(session=get_session(), token=payload.refresh_token)
     return Response(status=204)
+
+
+def _new_session(user: User) -> AccessToken:
+    """The tokens of a new session of the user's: a login, or the one a password change opens."""
+    settings = current_settings()
+    refresh_token = session_start(
+        session=get_session(),
+        user=user,
+        lifetime=timedelta(days=settings.refresh_token_expire_days),
+    )
+    return _tokens(user, refresh_token, settings)
 
 
 def _tokens(user: User, refresh_token: str, settings: Settings) -> AccessToken:
@@ -136,13 +141,7 @@ def change_password(payload: PasswordChange) -> AccessToken:
             current_password=payload.current_password,
             new_password=payload.new_password,
         )
-    settings = current_settings()
-    refresh_token = session_start(
-        session=get_session(),
-        user=user,
-        lifetime=timedelta(days=settings.refresh_token_expire_days),
-    )
-    return _tokens(user, refresh_token, settings)
+    return _new_session(user)
 
 
 @manage_users_bp.get("")
