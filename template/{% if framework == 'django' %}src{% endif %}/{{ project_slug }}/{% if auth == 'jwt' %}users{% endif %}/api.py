@@ -38,9 +38,15 @@ user_errors = route_errors | problem_responses(404)
 body_errors = problem_responses(400)
 
 
+def throttle_key(request: HttpRequest) -> str:
+    """What the login and registration throttles count by: the client's address (behind a proxy,
+    the one TRUSTED_PROXIES lets it name), never the account."""
+    return f"address:{request.META.get('REMOTE_ADDR', 'unknown')}"
+
+
 @auth_router.post("/register", response={201: UserRead, **problem_responses(400, 409, 422, 429)})
 def register(request: HttpRequest, payload: UserRegister) -> Status[User]:
-    registration_throttle().take(f"address:{request.META.get('REMOTE_ADDR', 'unknown')}")
+    registration_throttle().take(throttle_key(request))
     user = user_register(
         email=payload.email, password=payload.password, full_name=payload.full_name
     )
@@ -51,10 +57,9 @@ def register(request: HttpRequest, payload: UserRegister) -> Status[User]:
 def login(request: HttpRequest, form: Form[LoginForm]) -> AccessToken:
     """The OAuth2 password flow: a form with username (the email) and password."""
     throttle = login_throttle()
-    # Counted before the password is checked and given back when it is right (rate_limit.py):
-    # per client address (behind a proxy, the one TRUSTED_PROXIES lets it name), never per
-    # account, so a stranger failing for someone's account cannot lock them out.
-    key = f"address:{request.META.get('REMOTE_ADDR', 'unknown')}"
+    # Counted before the password is checked and given back when it is right (rate_limit.py), by
+    # address: a stranger failing for someone's account cannot lock its owner out.
+    key = throttle_key(request)
     with throttle.attempt(key):
         user = user_authenticate(email=form.username, password=form.password)
     refresh_token = session_start(user=user, lifetime=refresh_lifetime())
@@ -103,7 +108,7 @@ def change_password(request: HttpRequest, payload: PasswordChange) -> AccessToke
     """Set a new password, the current one as proof (a wrong one is a 403, counted like a failed
     login). Every session of the account ends, access tokens included; the answer is a new one."""
     user = current_user(request)
-    with login_throttle().attempt(f"address:{request.META.get('REMOTE_ADDR', 'unknown')}"):
+    with login_throttle().attempt(throttle_key(request)):
         password_change(
             user=user,
             current_password=payload.current_password,

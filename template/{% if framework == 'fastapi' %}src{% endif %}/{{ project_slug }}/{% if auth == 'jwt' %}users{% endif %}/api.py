@@ -40,6 +40,12 @@ UserId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 manage_responses = problem_responses(403, 422)
 
 
+def throttle_key(request: Request) -> str:
+    """What the login and registration throttles count by: the client's address (behind a proxy,
+    the one TRUSTED_PROXIES lets it name), never the account."""
+    return f"address:{request.client.host if request.client else 'unknown'}"
+
+
 @auth_router.post(
     "/register",
     status_code=status.HTTP_201_CREATED,
@@ -51,7 +57,7 @@ async def register(
     session: SessionDep,
     throttle: RegistrationThrottleDep,
 ) -> UserRead:
-    await throttle.take_async(f"address:{request.client.host if request.client else 'unknown'}")
+    await throttle.take_async(throttle_key(request))
     user = await user_register(
         session=session,
         email=payload.email,
@@ -69,10 +75,9 @@ async def login(
     settings: SettingsDep,
     throttle: LoginThrottleDep,
 ) -> AccessToken:
-    # Counted before the password is checked and given back when it is right (rate_limit.py):
-    # per client address (behind a proxy, the one TRUSTED_PROXIES lets it name), never per
-    # account, so a stranger failing for someone's account cannot lock them out.
-    key = f"address:{request.client.host if request.client else 'unknown'}"
+    # Counted before the password is checked and given back when it is right (rate_limit.py), by
+    # address: a stranger failing for someone's account cannot lock its owner out.
+    key = throttle_key(request)
     async with throttle.attempt_async(key):
         user = await user_authenticate(session=session, email=form.username, password=form.password)
     return await _new_session(session, user, settings)
@@ -134,7 +139,7 @@ async def change_password(
 ) -> AccessToken:
     """Set a new password, the current one as proof (a wrong one is a 403, counted like a failed
     login). Every session of the account ends, access tokens included; the answer is a new one."""
-    key = f"address:{request.client.host if request.client else 'unknown'}"
+    key = throttle_key(request)
     async with throttle.attempt_async(key):
         await password_change(
             session=session,

@@ -41,13 +41,19 @@ users_bp.before_request(require_user)
 manage_users_bp.before_request(require_superuser)
 
 
+def throttle_key() -> str:
+    """What the login and registration throttles count by: the client's address (behind a proxy,
+    the one TRUSTED_PROXIES lets it name), never the account."""
+    return f"address:{request.remote_addr or 'unknown'}"
+
+
 @auth_bp.post("/register")
 @auth_bp.input(UserRegister, arg_name="payload")
 @auth_bp.output(UserRead, status_code=201)
 @auth_bp.doc(responses={409: "Conflict", 429: "Too Many Requests"})
 def register(payload: UserRegister) -> UserRead:
     throttle: RegistrationThrottle = current_app.extensions["registration_throttle"]
-    throttle.take(f"address:{request.remote_addr or 'unknown'}")
+    throttle.take(throttle_key())
     user = user_register(
         session=get_session(),
         email=payload.email,
@@ -63,10 +69,9 @@ def register(payload: UserRegister) -> UserRead:
 @auth_bp.doc(responses={401: "Unauthorized", 429: "Too Many Requests"})
 def login(form: LoginForm) -> AccessToken:
     throttle = login_throttle()
-    # Counted before the password is checked and given back when it is right (rate_limit.py):
-    # per client address (behind a proxy, the one TRUSTED_PROXIES lets it name), never per
-    # account, so a stranger failing for someone's account cannot lock them out.
-    key = f"address:{request.remote_addr or 'unknown'}"
+    # Counted before the password is checked and given back when it is right (rate_limit.py), by
+    # address: a stranger failing for someone's account cannot lock its owner out.
+    key = throttle_key()
     with throttle.attempt(key):
         user = user_authenticate(session=get_session(), email=form.username, password=form.password)
     return _new_session(user)
@@ -134,7 +139,7 @@ def change_password(payload: PasswordChange) -> AccessToken:
     """Set a new password, the current one as proof (a wrong one is a 403, counted like a failed
     login). Every session of the account ends, access tokens included; the answer is a new one."""
     user = current_user()
-    with login_throttle().attempt(f"address:{request.remote_addr or 'unknown'}"):
+    with login_throttle().attempt(throttle_key()):
         password_change(
             session=get_session(),
             user=user,
