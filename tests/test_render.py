@@ -67,6 +67,7 @@ JWT_FILES = {
     "fastapi": {
         "src/my_service/security.py",
         "src/my_service/rate_limit.py",
+        "src/my_service/mail.py",
         "src/my_service/users/api.py",
         "tests/users/test_api.py",
         "tests/accounts.py",
@@ -75,6 +76,7 @@ JWT_FILES = {
         "src/my_service/security.py",
         "src/my_service/auth.py",
         "src/my_service/rate_limit.py",
+        "src/my_service/mail.py",
         "src/my_service/users/api.py",
         "src/my_service/users/migrations/0001_initial.py",
         "tests/users/test_api.py",
@@ -83,6 +85,7 @@ JWT_FILES = {
     "flask": {
         "src/my_service/security.py",
         "src/my_service/rate_limit.py",
+        "src/my_service/mail.py",
         "src/my_service/users/api.py",
         "tests/users/test_api.py",
         "tests/accounts.py",
@@ -141,12 +144,11 @@ def test_only_chosen_options_produce_files(rendered) -> None:
         "src/my_service/celery_app.py",
         "src/my_service/worker.py",
         f"src/my_service/{'users' if answers['auth'] == 'jwt' else 'items'}/tasks.py",
-        *(["src/my_service/mail.py"] if answers["auth"] == "jwt" else []),
     }
     if answers.get("celery"):
         assert celery_files <= present
     else:
-        celery_names = ("tasks.py", "worker.py", "celery_app.py", "mail.py")
+        celery_names = ("tasks.py", "worker.py", "celery_app.py")
         assert not any(name.endswith(celery_names) for name in present)
     realtime_files = {"src/my_service/realtime.py", "tests/test_realtime.py"}
     if answers["realtime"]:

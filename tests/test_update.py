@@ -440,7 +440,7 @@ ANSWER_CHANGES = {
     "celery-off": AnswerChange(
         before={"celery": True, "broker": "redis"},
         after={"celery": False},
-        must_go=("celery_app.py", "worker.py", "tasks.py", "mail.py", "queued.py"),
+        must_go=("celery_app.py", "worker.py", "tasks.py", "queued.py"),
     ),
 }
 

@@ -3,6 +3,8 @@
 Written once for every flavour: it talks HTTP over a real socket and knows nothing of the code.
 """
 
+import re
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -297,6 +299,74 @@ def test_a_session_refreshes_rotates_and_ends(client: httpx.Client) -> None:
         assert_problem(client.get("/api/v1/users/me", headers=bearer(old)), 401)
         assert_problem(refresh(old), 401)
     assert client.get("/api/v1/users/me", headers=bearer(changed.json())).status_code == 200
+
+
+RESET_ROUNDS = 40
+RESET_LINK = re.compile(r"reset-password#token=([A-Za-z0-9_.-]+)")
+
+
+def answer_time_overlap(first: list[float], second: list[float]) -> float:
+    """How often an answer of `first` took longer than one of `second`, over every pair (ties
+    count half): 0.5 when the two distributions cannot be told apart, 0 or 1 when they do not
+    overlap at all (the Mann-Whitney U statistic, as a fraction)."""
+    wins = sum((a > b) + 0.5 * (a == b) for a in first for b in second)
+    return wins / (len(first) * len(second))
+
+
+def emailed_reset_token(live: Live, email: str, timeout: float = 20) -> str:
+    """The token of the reset link the server emailed to `email`: without SMTP_HOST, in
+    development, the email is written to the server's log, its text included."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for line in live.server.log().splitlines():
+            if email in line and (found := RESET_LINK.search(line)):
+                return found.group(1)
+        time.sleep(0.1)
+    raise AssertionError(f"no reset link for {email} in the log:\n{live.server.log()[-4000:]}")
+
+
+@jwt_only
+def test_a_password_reset_tells_nothing_and_its_link_works_once(
+    live: Live, client: httpx.Client
+) -> None:
+    email, password = unique_email(), "correct horse battery"
+    client.post("/api/v1/auth/register", json={"email": email, "password": password})
+    before = log_in(client, email, password)
+
+    # The same answer, in the same time, for an account's address and for anyone else's: the
+    # two orders alternate, and each request waits for the email work of the one before.
+    times: dict[bool, list[float]] = {True: [], False: []}
+    bodies = set()
+    for round_number in range(RESET_ROUNDS):
+        order = (True, False) if round_number % 2 else (False, True)
+        for known in order:
+            address = email if known else unique_email()
+            started = time.perf_counter()
+            answer = client.post("/api/v1/auth/password-reset", json={"email": address})
+            times[known].append(time.perf_counter() - started)
+            assert answer.status_code == 202, answer.text
+            bodies.add(answer.content)
+            time.sleep(0.02)
+    assert len(bodies) == 1
+    overlap = answer_time_overlap(times[True], times[False])
+    medians = {known: sorted(values)[RESET_ROUNDS // 2] * 1000 for known, values in times.items()}
+    assert 0.2 < overlap < 0.8, f"P(account slower) = {overlap:.2f}, medians (ms) {medians}"
+
+    if live.project.answers.get("celery"):
+        return  # a worker sends the email there; no worker runs beside this dev server
+    token = emailed_reset_token(live, email)
+    new_password = "a reset horse battery"
+    reset = {"token": token, "new_password": new_password}
+    done = client.post("/api/v1/auth/password-reset/confirm", json=reset)
+    assert (done.status_code, done.content) == (204, b""), done.text
+    assert_problem(client.get("/api/v1/users/me", headers=before), 401)
+    login = {"username": email, "password": password}
+    assert_problem(client.post("/api/v1/auth/token", data=login), 401)
+    assert client.get("/api/v1/users/me", headers=log_in(client, email, new_password)).is_success
+    again = client.post(
+        "/api/v1/auth/password-reset/confirm", json=reset | {"new_password": password}
+    )
+    assert_problem(again, 401)
 
 
 def log_in(client: httpx.Client, email: str, password: str) -> dict[str, str]:

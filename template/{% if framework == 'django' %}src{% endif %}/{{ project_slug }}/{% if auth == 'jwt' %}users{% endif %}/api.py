@@ -8,12 +8,15 @@ from ninja import Form, Path, Query, Router, Status
 from ..auth import BearerAuth, current_user
 from ..items.schemas import PageParams
 from ..problems import problem_responses
-from ..rate_limit import login_throttle, registration_throttle
-from .models import User
+from ..rate_limit import login_throttle, password_reset_throttle, registration_throttle
+from .models import User, normalize_email
 from .schemas import (
     AccessToken,
     LoginForm,
     PasswordChange,
+    PasswordReset,
+    PasswordResetRequest,
+    PasswordResetRequested,
     RefreshTokenRequest,
     UserPage,
     UserRead,
@@ -21,7 +24,14 @@ from .schemas import (
     UserUpdate,
 )
 from .selectors import user_list, user_read
-from .services import password_change, user_authenticate, user_register, user_update
+from .services import (
+    password_change,
+    password_reset_confirm,
+    password_reset_request,
+    user_authenticate,
+    user_register,
+    user_update,
+)
 from .sessions import session_end, session_refresh, session_start
 
 auth_router = Router(tags=["auth"])
@@ -78,6 +88,34 @@ def refresh(request: HttpRequest, payload: RefreshTokenRequest) -> AccessToken:
 def logout(request: HttpRequest, payload: RefreshTokenRequest) -> Status[None]:
     """End the session the refresh token belongs to; its access tokens expire on their own."""
     session_end(token=payload.refresh_token)
+    return Status(204, None)
+
+
+@auth_router.post(
+    "/password-reset",
+    response={202: PasswordResetRequested, **problem_responses(400, 422, 429)},
+)
+def request_password_reset(
+    request: HttpRequest, payload: PasswordResetRequest
+) -> Status[PasswordResetRequested]:
+    """Email a reset link to the address, if an account has it. The answer is the same either
+    way, and so is the work done before it (the email goes out after it)."""
+    throttle = password_reset_throttle()
+    throttle.take(throttle_key(request))
+    throttle.take(f"email:{normalize_email(payload.email)}")
+    password_reset_request(email=payload.email)
+    return Status(202, PasswordResetRequested())
+
+
+@auth_router.post(
+    "/password-reset/confirm", response={204: None, **problem_responses(400, 401, 422, 429)}
+)
+def reset_password(request: HttpRequest, payload: PasswordReset) -> Status[None]:
+    """Set a new password with the token of a reset link, which is then used up (a 401 when it
+    is malformed, expired or used, counted like a failed login). Every session of the account
+    ends: the user logs in with the new password."""
+    with login_throttle().attempt(throttle_key(request)):
+        password_reset_confirm(token=payload.token, new_password=payload.new_password)
     return Status(204, None)
 
 

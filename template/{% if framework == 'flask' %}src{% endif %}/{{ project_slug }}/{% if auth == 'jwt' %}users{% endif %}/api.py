@@ -8,21 +8,31 @@ from flask import Response, current_app, request
 from ..auth import BEARER_AUTH, current_user, require_superuser, require_user
 from ..database import get_session
 from ..items.schemas import PageParams
-from ..rate_limit import LoginThrottle, RegistrationThrottle
+from ..rate_limit import LoginThrottle, PasswordResetThrottle, RegistrationThrottle
 from ..settings import Settings, current_settings
 from .models import User
 from .schemas import (
     AccessToken,
     LoginForm,
     PasswordChange,
+    PasswordReset,
+    PasswordResetRequest,
+    PasswordResetRequested,
     RefreshTokenRequest,
     UserPage,
     UserRead,
     UserRegister,
     UserUpdate,
 )
-from .selectors import user_list, user_read
-from .services import password_change, user_authenticate, user_register, user_update
+from .selectors import normalize_email, user_list, user_read
+from .services import (
+    password_change,
+    password_reset_confirm,
+    password_reset_request,
+    user_authenticate,
+    user_register,
+    user_update,
+)
 from .sessions import session_end, session_refresh, session_start
 
 auth_bp = APIBlueprint("auth", __name__, url_prefix="/auth", tag="auth")
@@ -99,6 +109,38 @@ def refresh(payload: RefreshTokenRequest) -> AccessToken:
 def logout(payload: RefreshTokenRequest) -> Response:
     """End the session the refresh token belongs to; its access tokens expire on their own."""
     session_end(session=get_session(), token=payload.refresh_token)
+    return Response(status=204)
+
+
+@auth_bp.post("/password-reset")
+@auth_bp.input(PasswordResetRequest, arg_name="payload")
+@auth_bp.output(PasswordResetRequested, status_code=202)
+@auth_bp.doc(responses={429: "Too Many Requests"})
+def request_password_reset(payload: PasswordResetRequest) -> PasswordResetRequested:
+    """Email a reset link to the address, if an account has it. The answer is the same either
+    way, and so is the work done before it (the email goes out after it)."""
+    throttle: PasswordResetThrottle = current_app.extensions["password_reset_throttle"]
+    throttle.take(throttle_key())
+    throttle.take(f"email:{normalize_email(payload.email)}")
+    password_reset_request(email=payload.email)
+    return PasswordResetRequested()
+
+
+@auth_bp.post("/password-reset/confirm")
+@auth_bp.input(PasswordReset, arg_name="payload")
+@auth_bp.output({}, status_code=204)
+@auth_bp.doc(responses={401: "Unauthorized", 429: "Too Many Requests"})
+def reset_password(payload: PasswordReset) -> Response:
+    """Set a new password with the token of a reset link, which is then used up (a 401 when it
+    is malformed, expired or used, counted like a failed login). Every session of the account
+    ends: the user logs in with the new password."""
+    with login_throttle().attempt(throttle_key()):
+        password_reset_confirm(
+            session=get_session(),
+            token=payload.token,
+            new_password=payload.new_password,
+            secret_key=current_settings().signing_key,
+        )
     return Response(status=204)
 
 
