@@ -220,7 +220,7 @@ def serve(
     own = {
         "RATE_LIMIT_STORAGE_URL": f"sqlite:///{counts}",
         "REGISTRATION_MAX_PER_HOUR": "1000000",
-        "PASSWORD_RESET_MAX_PER_HOUR": "1000000",
+        "ACCOUNT_EMAILS_MAX_PER_HOUR": "1000000",
         **(env or {}),
     }
     with log_path.open("w") as log:

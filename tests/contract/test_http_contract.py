@@ -303,6 +303,7 @@ def test_a_session_refreshes_rotates_and_ends(client: httpx.Client) -> None:
 
 RESET_ROUNDS = 40
 RESET_LINK = re.compile(r"reset-password#token=([A-Za-z0-9_.-]+)")
+VERIFY_LINK = re.compile(r"verify-email#token=([A-Za-z0-9_.-]+)")
 
 
 def answer_time_overlap(first: list[float], second: list[float]) -> float:
@@ -313,16 +314,16 @@ def answer_time_overlap(first: list[float], second: list[float]) -> float:
     return wins / (len(first) * len(second))
 
 
-def emailed_reset_token(live: Live, email: str, timeout: float = 20) -> str:
-    """The token of the reset link the server emailed to `email`: without SMTP_HOST, in
-    development, the email is written to the server's log, its text included."""
+def emailed_token(live: Live, email: str, link: re.Pattern[str], timeout: float = 20) -> str:
+    """The token of the first link of this kind the server emailed to `email`: without
+    SMTP_HOST, in development, an email is written to the server's log, its text included."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for line in live.server.log().splitlines():
-            if email in line and (found := RESET_LINK.search(line)):
+            if email in line and (found := link.search(line)):
                 return found.group(1)
         time.sleep(0.1)
-    raise AssertionError(f"no reset link for {email} in the log:\n{live.server.log()[-4000:]}")
+    raise AssertionError(f"no such link for {email} in the log:\n{live.server.log()[-4000:]}")
 
 
 @jwt_only
@@ -354,7 +355,7 @@ def test_a_password_reset_tells_nothing_and_its_link_works_once(
 
     if live.project.answers.get("celery"):
         return  # a worker sends the email there; no worker runs beside this dev server
-    token = emailed_reset_token(live, email)
+    token = emailed_token(live, email, RESET_LINK)
     new_password = "a reset horse battery"
     reset = {"token": token, "new_password": new_password}
     done = client.post("/api/v1/auth/password-reset/confirm", json=reset)
@@ -367,6 +368,35 @@ def test_a_password_reset_tells_nothing_and_its_link_works_once(
         "/api/v1/auth/password-reset/confirm", json=reset | {"new_password": password}
     )
     assert_problem(again, 401)
+
+
+@jwt_only
+def test_the_link_sent_at_registration_verifies_the_address(
+    live: Live, client: httpx.Client
+) -> None:
+    email, password = unique_email(), "correct horse battery"
+    registered = client.post("/api/v1/auth/register", json={"email": email, "password": password})
+    assert registered.status_code == 201, registered.text
+    assert registered.json()["email_verified"] is False
+    # Asking for a new link is answered as a password reset is: alike for every address.
+    stranger = unique_email()
+    answers = [
+        client.post("/api/v1/auth/verify-email/resend", json={"email": email}),
+        client.post("/api/v1/auth/verify-email/resend", json={"email": stranger}),
+        client.post("/api/v1/auth/password-reset", json={"email": stranger}),
+    ]
+    assert {answer.status_code for answer in answers} == {202}
+    assert len({answer.content for answer in answers}) == 1
+
+    if live.project.answers.get("celery"):
+        return  # a worker sends the email there; no worker runs beside this dev server
+    token = emailed_token(live, email, VERIFY_LINK)
+    for _ in range(2):  # the second time changes nothing
+        done = client.post("/api/v1/auth/verify-email", json={"token": token})
+        assert (done.status_code, done.content) == (204, b""), done.text
+    me = client.get("/api/v1/users/me", headers=log_in(client, email, password))
+    assert me.json()["email_verified"] is True
+    assert_problem(client.post("/api/v1/auth/verify-email", json={"token": "x.y.z"}), 401)
 
 
 def log_in(client: httpx.Client, email: str, password: str) -> dict[str, str]:

@@ -8,15 +8,16 @@ from ninja import Form, Path, Query, Router, Status
 from ..auth import BearerAuth, current_user
 from ..items.schemas import PageParams
 from ..problems import problem_responses
-from ..rate_limit import login_throttle, password_reset_throttle, registration_throttle
+from ..rate_limit import account_email_throttle, login_throttle, registration_throttle
 from .models import User, normalize_email
 from .schemas import (
     AccessToken,
+    AccountEmailRequest,
+    AccountEmailRequested,
+    EmailVerification,
     LoginForm,
     PasswordChange,
     PasswordReset,
-    PasswordResetRequest,
-    PasswordResetRequested,
     RefreshTokenRequest,
     UserPage,
     UserRead,
@@ -25,9 +26,12 @@ from .schemas import (
 )
 from .selectors import user_list, user_read
 from .services import (
+    RESET_LINK_PURPOSE,
+    VERIFY_LINK_PURPOSE,
+    account_email_request,
+    email_verify,
     password_change,
     password_reset_confirm,
-    password_reset_request,
     user_authenticate,
     user_register,
     user_update,
@@ -60,10 +64,14 @@ def register(request: HttpRequest, payload: UserRegister) -> Status[User]:
     user = user_register(
         email=payload.email, password=payload.password, full_name=payload.full_name
     )
+    # Committed: the verification link is emailed.
+    account_email_request(purpose=VERIFY_LINK_PURPOSE, email=user.email)
     return Status(201, user)
 
 
-@auth_router.post("/token", response={200: AccessToken, **problem_responses(400, 401, 422, 429)})
+@auth_router.post(
+    "/token", response={200: AccessToken, **problem_responses(400, 401, 403, 422, 429)}
+)
 def login(request: HttpRequest, form: Form[LoginForm]) -> AccessToken:
     """The OAuth2 password flow: a form with username (the email) and password."""
     throttle = login_throttle()
@@ -71,7 +79,11 @@ def login(request: HttpRequest, form: Form[LoginForm]) -> AccessToken:
     # address: a stranger failing for someone's account cannot lock its owner out.
     key = throttle_key(request)
     with throttle.attempt(key):
-        user = user_authenticate(email=form.username, password=form.password)
+        user = user_authenticate(
+            email=form.username,
+            password=form.password,
+            require_verified_email=settings.LOGIN_REQUIRES_VERIFIED_EMAIL,
+        )
     refresh_token = session_start(user=user, lifetime=refresh_lifetime())
     return _tokens(user, refresh_token)
 
@@ -93,18 +105,14 @@ def logout(request: HttpRequest, payload: RefreshTokenRequest) -> Status[None]:
 
 @auth_router.post(
     "/password-reset",
-    response={202: PasswordResetRequested, **problem_responses(400, 422, 429)},
+    response={202: AccountEmailRequested, **problem_responses(400, 422, 429)},
 )
 def request_password_reset(
-    request: HttpRequest, payload: PasswordResetRequest
-) -> Status[PasswordResetRequested]:
+    request: HttpRequest, payload: AccountEmailRequest
+) -> Status[AccountEmailRequested]:
     """Email a reset link to the address, if an account has it. The answer is the same either
     way, and so is the work done before it (the email goes out after it)."""
-    throttle = password_reset_throttle()
-    throttle.take(throttle_key(request))
-    throttle.take(f"email:{normalize_email(payload.email)}")
-    password_reset_request(email=payload.email)
-    return Status(202, PasswordResetRequested())
+    return _account_email(request, RESET_LINK_PURPOSE, payload.email)
 
 
 @auth_router.post(
@@ -117,6 +125,37 @@ def reset_password(request: HttpRequest, payload: PasswordReset) -> Status[None]
     with login_throttle().attempt(throttle_key(request)):
         password_reset_confirm(token=payload.token, new_password=payload.new_password)
     return Status(204, None)
+
+
+@auth_router.post("/verify-email", response={204: None, **problem_responses(400, 401, 422, 429)})
+def verify_email(request: HttpRequest, payload: EmailVerification) -> Status[None]:
+    """Mark the address verified with the token of the link sent to it (a 401 when the token is
+    malformed or expired, counted like a failed login; a second time, nothing changes)."""
+    with login_throttle().attempt(throttle_key(request)):
+        email_verify(token=payload.token)
+    return Status(204, None)
+
+
+@auth_router.post(
+    "/verify-email/resend",
+    response={202: AccountEmailRequested, **problem_responses(400, 422, 429)},
+)
+def request_verification_email(
+    request: HttpRequest, payload: AccountEmailRequest
+) -> Status[AccountEmailRequested]:
+    """Email a new verification link to the address, if an account has it unverified. The same
+    answer either way, after the same work."""
+    return _account_email(request, VERIFY_LINK_PURPOSE, payload.email)
+
+
+def _account_email(request: HttpRequest, purpose: str, email: str) -> Status[AccountEmailRequested]:
+    """Count the request by client and by address, then hand the email off: for every address
+    the same work, and the same answer."""
+    throttle = account_email_throttle()
+    throttle.take(throttle_key(request))
+    throttle.take(f"email:{normalize_email(email)}")
+    account_email_request(purpose=purpose, email=email)
+    return Status(202, AccountEmailRequested())
 
 
 def refresh_lifetime() -> timedelta:

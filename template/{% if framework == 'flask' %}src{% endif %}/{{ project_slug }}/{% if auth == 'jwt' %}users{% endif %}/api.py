@@ -8,16 +8,17 @@ from flask import Response, current_app, request
 from ..auth import BEARER_AUTH, current_user, require_superuser, require_user
 from ..database import get_session
 from ..items.schemas import PageParams
-from ..rate_limit import LoginThrottle, PasswordResetThrottle, RegistrationThrottle
+from ..rate_limit import AccountEmailThrottle, LoginThrottle, RegistrationThrottle
 from ..settings import Settings, current_settings
 from .models import User
 from .schemas import (
     AccessToken,
+    AccountEmailRequest,
+    AccountEmailRequested,
+    EmailVerification,
     LoginForm,
     PasswordChange,
     PasswordReset,
-    PasswordResetRequest,
-    PasswordResetRequested,
     RefreshTokenRequest,
     UserPage,
     UserRead,
@@ -26,9 +27,12 @@ from .schemas import (
 )
 from .selectors import normalize_email, user_list, user_read
 from .services import (
+    RESET_LINK_PURPOSE,
+    VERIFY_LINK_PURPOSE,
+    account_email_request,
+    email_verify,
     password_change,
     password_reset_confirm,
-    password_reset_request,
     user_authenticate,
     user_register,
     user_update,
@@ -70,20 +74,27 @@ def register(payload: UserRegister) -> UserRead:
         password=payload.password,
         full_name=payload.full_name,
     )
+    # Committed: the verification link is emailed.
+    account_email_request(purpose=VERIFY_LINK_PURPOSE, email=user.email)
     return UserRead.model_validate(user)
 
 
 @auth_bp.post("/token")
 @auth_bp.input(LoginForm, location="form", arg_name="form")
 @auth_bp.output(AccessToken)
-@auth_bp.doc(responses={401: "Unauthorized", 429: "Too Many Requests"})
+@auth_bp.doc(responses={401: "Unauthorized", 403: "Forbidden", 429: "Too Many Requests"})
 def login(form: LoginForm) -> AccessToken:
     throttle = login_throttle()
     # Counted before the password is checked and given back when it is right (rate_limit.py), by
     # address: a stranger failing for someone's account cannot lock its owner out.
     key = throttle_key()
     with throttle.attempt(key):
-        user = user_authenticate(session=get_session(), email=form.username, password=form.password)
+        user = user_authenticate(
+            session=get_session(),
+            email=form.username,
+            password=form.password,
+            require_verified_email=current_settings().login_requires_verified_email,
+        )
     return _new_session(user)
 
 
@@ -113,17 +124,13 @@ def logout(payload: RefreshTokenRequest) -> Response:
 
 
 @auth_bp.post("/password-reset")
-@auth_bp.input(PasswordResetRequest, arg_name="payload")
-@auth_bp.output(PasswordResetRequested, status_code=202)
+@auth_bp.input(AccountEmailRequest, arg_name="payload")
+@auth_bp.output(AccountEmailRequested, status_code=202)
 @auth_bp.doc(responses={429: "Too Many Requests"})
-def request_password_reset(payload: PasswordResetRequest) -> PasswordResetRequested:
+def request_password_reset(payload: AccountEmailRequest) -> AccountEmailRequested:
     """Email a reset link to the address, if an account has it. The answer is the same either
     way, and so is the work done before it (the email goes out after it)."""
-    throttle: PasswordResetThrottle = current_app.extensions["password_reset_throttle"]
-    throttle.take(throttle_key())
-    throttle.take(f"email:{normalize_email(payload.email)}")
-    password_reset_request(email=payload.email)
-    return PasswordResetRequested()
+    return _account_email(RESET_LINK_PURPOSE, payload.email)
 
 
 @auth_bp.post("/password-reset/confirm")
@@ -142,6 +149,40 @@ def reset_password(payload: PasswordReset) -> Response:
             secret_key=current_settings().signing_key,
         )
     return Response(status=204)
+
+
+@auth_bp.post("/verify-email")
+@auth_bp.input(EmailVerification, arg_name="payload")
+@auth_bp.output({}, status_code=204)
+@auth_bp.doc(responses={401: "Unauthorized", 429: "Too Many Requests"})
+def verify_email(payload: EmailVerification) -> Response:
+    """Mark the address verified with the token of the link sent to it (a 401 when the token is
+    malformed or expired, counted like a failed login; a second time, nothing changes)."""
+    with login_throttle().attempt(throttle_key()):
+        email_verify(
+            session=get_session(), token=payload.token, secret_key=current_settings().signing_key
+        )
+    return Response(status=204)
+
+
+@auth_bp.post("/verify-email/resend")
+@auth_bp.input(AccountEmailRequest, arg_name="payload")
+@auth_bp.output(AccountEmailRequested, status_code=202)
+@auth_bp.doc(responses={429: "Too Many Requests"})
+def request_verification_email(payload: AccountEmailRequest) -> AccountEmailRequested:
+    """Email a new verification link to the address, if an account has it unverified. The same
+    answer either way, after the same work."""
+    return _account_email(VERIFY_LINK_PURPOSE, payload.email)
+
+
+def _account_email(purpose: str, email: str) -> AccountEmailRequested:
+    """Count the request by client and by address, then hand the email off: for every address
+    the same work, and the same answer."""
+    throttle: AccountEmailThrottle = current_app.extensions["account_email_throttle"]
+    throttle.take(throttle_key())
+    throttle.take(f"email:{normalize_email(email)}")
+    account_email_request(purpose=purpose, email=email)
+    return AccountEmailRequested()
 
 
 def _new_session(user: User) -> AccessToken:
