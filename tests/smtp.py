@@ -17,14 +17,23 @@ class Mailbox:
     """What the server delivered (one recipient list per message), and its hold switch."""
 
     hold_next: bool = False
+    # Hold the next message whose subject holds this, once its text is in: mid-send.
+    hold_subject: str | None = None
     held: threading.Event = field(default_factory=threading.Event)
     release: threading.Event = field(default_factory=threading.Event)
     delivered: list[list[str]] = field(default_factory=list)
+    subjects: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def recipients(self) -> list[str]:
+    def recipients(self, subject: str = "") -> list[str]:
+        """The recipients of every message delivered, or of those whose subject holds `subject`."""
         with self.lock:
-            return [address for message in self.delivered for address in message]
+            return [
+                address
+                for message, title in zip(self.delivered, self.subjects, strict=True)
+                if subject in title
+                for address in message
+            ]
 
 
 class _Handler(socketserver.StreamRequestHandler):
@@ -57,10 +66,22 @@ class _Handler(socketserver.StreamRequestHandler):
                 self.reply("250 OK")
             elif verb == "DATA":
                 self.reply("354 end with .")
-                while self.rfile.readline() not in {b".\r\n", b".\n", b""}:
-                    continue
+                subject = ""
+                while (text := self.rfile.readline()) not in {b".\r\n", b".\n", b""}:
+                    if text.lower().startswith(b"subject:") and not subject:
+                        subject = text.decode(errors="replace").split(":", 1)[1].strip()
+                with mailbox.lock:
+                    hold = mailbox.hold_subject is not None and mailbox.hold_subject in subject
+                    if hold:
+                        mailbox.hold_subject = None
+                if hold:
+                    # The text is in and no answer comes: the client waits, mid-send.
+                    mailbox.held.set()
+                    mailbox.release.wait(HOLD_SECONDS)
+                    return
                 with mailbox.lock:
                     mailbox.delivered.append(recipients)
+                    mailbox.subjects.append(subject)
                 self.reply("250 queued")
             elif verb == "QUIT":
                 self.reply("221 bye")

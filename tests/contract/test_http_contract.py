@@ -200,7 +200,15 @@ def test_register_and_me(client: httpx.Client) -> None:
     )
     assert registered.status_code == 201
     user = registered.json()
-    assert set(user) == {"id", "email", "full_name", "is_active", "is_superuser", "created_at"}
+    assert set(user) == {
+        "id",
+        "email",
+        "full_name",
+        "is_active",
+        "is_superuser",
+        "email_verified",
+        "created_at",
+    }
     assert (user["is_active"], user["is_superuser"]) == (True, False)
     token = client.post("/api/v1/auth/token", data={"username": email, "password": "long enough"})
     assert token.status_code == 200
