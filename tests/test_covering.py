@@ -38,16 +38,18 @@ def test_the_full_variants_hold_every_pair_of_option_values() -> None:
             holds(answers, a, x) and holds(answers, b, y) for answers in FULL_VARIANTS.values()
         )
     ]
-    # What no variant holds: an answer to broker without Celery, or to deploy without Docker
-    # (not asked); Claude Code without AGENTS.md (refused: CLAUDE.md imports it); Kubernetes with
-    # SQLite as the database or the broker (refused: replicas cannot share its file); real-time
-    # events on MySQL without Redis (refused: nothing would carry the events between processes).
+    # What no variant holds: an answer to broker without Celery, to deploy without Docker, or to
+    # admin without users (not asked); Claude Code without AGENTS.md (refused: CLAUDE.md imports
+    # it); Kubernetes with SQLite as the database or the broker (refused: replicas cannot share
+    # its file); real-time events on MySQL without Redis (refused: nothing would carry the events
+    # between processes).
     assert answer_refusal("agent_files", ["claude"])
     for (a, x), (b, y) in missing:
         pair = {a: x, b: y}
         assert (
             (pair.get("celery") is False and "broker" in pair)
             or (pair.get("docker") is False and "deploy" in pair)
+            or (pair.get("auth") == "none" and "admin" in pair)
             or (
                 pair.get("agent_files:claude") is True
                 and pair.get("agent_files:agents_md") is False

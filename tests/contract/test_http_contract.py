@@ -8,12 +8,14 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
-from ..conftest import JWT_VARIANTS, Live, on_variants
+from ..conftest import FULL_VARIANTS, JWT_VARIANTS, Live, on_variants
 from ..harness import make_superuser
+from .admin_sites import ADMIN_SITES, ADMIN_VARIANTS, hidden_fields
 
 PROBLEM = "application/problem+json"
 
@@ -189,6 +191,8 @@ def test_cors_is_closed_by_default(client: httpx.Client) -> None:
 
 # These run only against projects generated with auth=jwt (not skipped elsewhere: never collected).
 jwt_only = on_variants(JWT_VARIANTS)
+with_admin = on_variants(ADMIN_VARIANTS)
+without_admin = on_variants([name for name in FULL_VARIANTS if name not in ADMIN_VARIANTS])
 
 
 @jwt_only
@@ -476,6 +480,67 @@ def test_a_superuser_from_the_documented_command_manages_accounts(
     unknown = 2**62
     assert_problem(client.get(f"/api/v1/users/{unknown}", headers=admin), 404)
     assert_problem(client.patch(url, json={"is_active": "maybe"}, headers=admin), 422)
+
+
+@without_admin
+def test_no_admin_site_without_the_option(client: httpx.Client) -> None:
+    """Off by default: nothing answers at /admin/ but the 404 problem of any unknown path."""
+    for path in ("/admin/", "/admin/login/", "/admin/login"):
+        assert_problem(client.get(path), 404)
+
+
+@with_admin
+def test_the_admin_site_lets_in_a_superuser_only(live: Live, client: httpx.Client) -> None:
+    """Signed in as a browser does it (the form's hidden CSRF token, the Origin header the page's
+    Referrer-Policy lets a browser send), a superuser from the documented command finds a user
+    and deactivates them, which ends their API sessions, then signs out; nobody else gets past
+    the sign-in page, and the admin is not part of the API's document."""
+    site = ADMIN_SITES[live.project.framework]
+    for page in ("/admin/", site.users):
+        response = client.get(page)
+        assert response.status_code == 302, page
+        assert urlsplit(response.headers["location"]).path == site.sign_in, page
+    assert not [path for path in client.get("/openapi.json").json()["paths"] if "admin" in path]
+    sign_in_page = client.get(site.sign_in)
+    assert sign_in_page.status_code == 200
+    assert sign_in_page.headers["content-type"].startswith("text/html")
+    # A browser sends `Origin: null` with a form posted from a no-referrer page (Django's CSRF
+    # check refuses it), and the page's origin otherwise.
+    no_referrer = sign_in_page.headers["referrer-policy"] == "no-referrer"
+    browser_headers = {"Origin": "null" if no_referrer else live.url}
+
+    root, password = unique_email(), "correct horse battery"
+    make_superuser(live.project.path, live.project.framework, root, password)
+    ada = unique_email()
+    registered = client.post("/api/v1/auth/register", json={"email": ada, "password": password})
+    assert registered.status_code == 201, registered.text
+    ada_headers = log_in(client, ada, password)
+
+    def send(
+        browser: httpx.Client, method: str, url: str, form: dict[str, str], page: str
+    ) -> httpx.Response:
+        """A link followed, or a form posted from `page`, as a browser does."""
+        if method == "GET":
+            return browser.get(url, params=form)
+        return browser.post(url, data=hidden_fields(page) | form, headers=browser_headers)
+
+    def sign_in(browser: httpx.Client, email: str) -> httpx.Response:
+        page = browser.get(site.sign_in).text
+        return send(browser, "POST", site.sign_in, {"username": email, "password": password}, page)
+
+    with httpx.Client(base_url=live.url, timeout=10) as browser:
+        assert sign_in(browser, ada).status_code in {200, 400}  # the form again: no superuser
+        assert browser.get("/admin/").status_code == 302
+        assert sign_in(browser, root).status_code == 302
+        users = browser.get(site.users, params={site.search: ada})
+        assert users.status_code == 200
+        assert ada in users.text
+        response = send(browser, *site.deactivation(registered.json()["id"]), users.text)
+        assert response.status_code == 302, response.text
+        assert browser.get(site.users).status_code == 200
+        send(browser, site.sign_out_method, site.sign_out, {}, users.text)
+        assert browser.get("/admin/").status_code == 302
+    assert_problem(client.get("/api/v1/users/me", headers=ada_headers), 401)
 
 
 @jwt_only
