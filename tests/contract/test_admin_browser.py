@@ -7,9 +7,6 @@ another site cannot make the signed-in browser act in the admin, nor sign it out
 cookie is SameSite (Strict; Flask-Admin's Lax), so the browser does not send it with the other
 site's request (SQLAdmin's action links have no other defence; Django's and Flask-Admin's forms
 also want their CSRF token). Nothing the admin's pages load may leave this machine.
-
-Ada's account is checked through the API, so this module runs before test_http_contract.py, whose
-last test leaves the client address throttled for a minute (modules run in name order).
 """
 
 import shutil

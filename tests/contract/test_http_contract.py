@@ -3,6 +3,7 @@
 Written once for every flavour: it talks HTTP over a real socket and knows nothing of the code.
 """
 
+import random
 import re
 import time
 import uuid
@@ -338,7 +339,19 @@ def emailed_token(live: Live, email: str, link: re.Pattern[str], timeout: float 
     raise AssertionError(f"no such link for {email} in the log:\n{live.server.log()[-4000:]}")
 
 
-@jwt_only
+# The timing of the two answers depends on the framework and on whether Celery sends the emails
+# (a task for every address) or the process does (after the answer, for an account only), not on
+# the database or the broker: each framework with and without Celery, not every JWT variant.
+RESET_TIMING_VARIANTS = list(
+    {
+        (answers["framework"], bool(answers.get("celery"))): name
+        for name, answers in reversed(FULL_VARIANTS.items())
+        if name in JWT_VARIANTS
+    }.values()
+)
+
+
+@on_variants(RESET_TIMING_VARIANTS)
 def test_a_password_reset_tells_nothing_and_its_link_works_once(
     live: Live, client: httpx.Client
 ) -> None:
@@ -544,18 +557,22 @@ def test_the_admin_site_lets_in_a_superuser_only(live: Live, client: httpx.Clien
 
 
 @jwt_only
-def test_login_is_rate_limited(client: httpx.Client) -> None:
-    """Kept last: afterwards this client address is throttled for a minute."""
+def test_login_is_rate_limited(live: Live, client: httpx.Client) -> None:
+    """The wrong passwords come from a loopback address of their own: the counts are per
+    address and per fixed window, and the failures of earlier tests from 127.0.0.1 may have
+    opened a window that ends during the burst (ten failures, then a 429, would not hold)."""
     email = unique_email()
     client.post("/api/v1/auth/register", json={"email": email, "password": "long enough"})
+    source = ".".join(str(random.randint(1, 254)) for _ in range(3))
+    transport = httpx.HTTPTransport(local_address=f"127.{source}")
     statuses = []
-    for _ in range(11):
-        response = client.post("/api/v1/auth/token", data={"username": email, "password": "wrong"})
-        statuses.append(response.status_code)
-        if response.status_code == 429:
-            break
-    # Ten failures per minute are allowed per address and per account; the next is refused.
-    assert statuses[-1] == 429, statuses
-    assert set(statuses[:-1]) <= {401}
+    with httpx.Client(base_url=live.url, timeout=10, transport=transport) as guesser:
+        for _ in range(11):
+            response = guesser.post(
+                "/api/v1/auth/token", data={"username": email, "password": "wrong"}
+            )
+            statuses.append(response.status_code)
+    # Ten failures a minute are allowed from one address; the eleventh is refused.
+    assert statuses == [401] * 10 + [429], statuses
     assert int(response.headers["retry-after"]) > 0
     assert_problem(response, 429)

@@ -71,8 +71,7 @@ def subscribed(base_url: str, headers: dict[str, str]) -> Iterator[ClientConnect
 
 def account(base_url: str, auth: str) -> dict[str, str]:
     """A fresh user's Authorization header (none without auth), registered and logged in from a
-    loopback address of its own: the HTTP contract's last test leaves 127.0.0.1 throttled for a
-    minute, and registrations are counted per address."""
+    loopback address of its own: registrations and failed logins are counted per address."""
     if auth != "jwt":
         return {}
     source = ".".join(str(random.randint(1, 254)) for _ in range(3))
