@@ -51,12 +51,15 @@ def init_git() -> bool:
     return True
 
 
-def lock_dependencies() -> bool:
+def lock_dependencies(folder: str = ".") -> bool:
+    """`uv lock` in `folder` (the project, or its client/), from uv's cache when offline."""
+    where = "" if folder == "." else f" in {folder}/"
     if shutil.which("uv") is None:
-        say("uv not found: skipped locking. Install uv (docs.astral.sh/uv), then run: uv lock")
+        say(f"uv not found: skipped locking. Install uv (docs.astral.sh/uv), then: uv lock{where}")
         return False
-    say("Locking dependencies with `uv lock` ...")
-    for attempt in (("uv", "lock"), ("uv", "lock", "--offline")):
+    say(f"Locking dependencies with `uv lock`{where} ...")
+    directory = () if folder == "." else ("--directory", folder)
+    for attempt in (("uv", "lock", *directory), ("uv", "lock", "--offline", *directory)):
         try:
             result = run(*attempt, timeout=LOCK_TIMEOUT_SECONDS)
         except subprocess.TimeoutExpired:
@@ -64,11 +67,14 @@ def lock_dependencies() -> bool:
             continue
         if result.returncode == 0:
             how = " from uv's cache (offline)" if "--offline" in attempt else ""
-            say(f"Wrote uv.lock{how}.")
+            say(f"Wrote {'' if folder == '.' else folder + '/'}uv.lock{how}.")
             return True
         last_line = (result.stderr.strip().splitlines() or ["no output"])[-1]
         say(f"`{' '.join(attempt)}` failed: {last_line}")
-    say("Could not lock dependencies (offline and not in uv's cache). When online, run: uv lock")
+    say(
+        "Could not lock dependencies (offline and not in uv's cache). When online, run: "
+        f"uv lock{' --directory ' + folder if folder != '.' else ''}"
+    )
     return False
 
 
@@ -149,12 +155,15 @@ def main(next_steps: list[str]) -> int:
     record_a_reachable_source()
     created_repository = init_git()
     locked = lock_dependencies()
+    client_locked = not Path("client/pyproject.toml").is_file() or lock_dependencies("client")
     if created_repository:
         first_commit()
     say("Next steps:")
     say(f"  cd {project}")
     if not locked:
         say("  uv lock")
+    if not client_locked:
+        say("  uv lock --directory client")
     for step in next_steps:
         say(f"  {step}")
     return 0

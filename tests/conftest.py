@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import yaml
+from playwright.sync_api import Browser, sync_playwright
 from pytest_copie.plugin import Copie
 
 from .covering import variants
@@ -293,6 +294,18 @@ def live(generated: GeneratedProject):
     assert servers, "the README should document a dev server command"
     with serve(servers[0], generated.path) as server:
         yield Live(generated, server)
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Browser]:
+    """Debian's Chromium, driven by Playwright (whose own browser download is not used)."""
+    executable = shutil.which("chromium")
+    if executable is None:
+        pytest.skip("install Debian's chromium package to run the browser tests")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable)
+        yield browser
+        browser.close()
 
 
 @dataclass

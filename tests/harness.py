@@ -51,6 +51,10 @@ SERVER_COMMAND = re.compile(
 # Celery's worker and beat: they also run until stopped; tests/test_celery.py starts them.
 WORKER_COMMAND = re.compile(r"^uv run celery -A \S+ (worker|beat)\b")
 
+# The Flet client as a desktop app or in web mode: it runs until stopped too; tests/test_client.py
+# serves the web mode.
+CLIENT_APP_COMMAND = re.compile(r"^uv run --directory client python -m \w+_client\b")
+
 FENCED_SHELL_BLOCK = re.compile(r"```(?:bash|sh|shell|console)\n(.*?)```", re.DOTALL)
 
 
@@ -157,8 +161,14 @@ def is_worker_command(command: str) -> bool:
     return WORKER_COMMAND.match(command) is not None
 
 
+def is_client_app_command(command: str) -> bool:
+    return CLIENT_APP_COMMAND.match(command) is not None
+
+
 def is_one_shot_command(command: str) -> bool:
-    return not is_server_command(command) and not is_worker_command(command)
+    return not (
+        is_server_command(command) or is_worker_command(command) or is_client_app_command(command)
+    )
 
 
 def documented_command(markdown: str, purpose: str) -> str:
@@ -184,10 +194,13 @@ def make_superuser(project: Path, framework: str, email: str, password: str) -> 
 
 
 def on_port(command: str, port: int) -> str:
-    """A server command bound to `port`: Django's runserver takes the address as an argument
-    (FastAPI's CLI reads PORT and Flask's FLASK_RUN_PORT, both set by `serve`)."""
+    """A server command bound to `port`: Django's runserver takes the address as an argument, the
+    Flet client's web mode CLIENT_PORT (FastAPI's CLI reads PORT and Flask's FLASK_RUN_PORT, both
+    set by `serve`)."""
     if re.search(r"manage\.py runserver$", command):
         return f"{command} 127.0.0.1:{port}"
+    if is_client_app_command(command):
+        return f"CLIENT_PORT={port} {command}"
     return command
 
 

@@ -9,7 +9,6 @@ site's request (SQLAdmin's action links have no other defence; Django's and Flas
 also want their CSRF token). Nothing the admin's pages load may leave this machine.
 """
 
-import shutil
 import threading
 import uuid
 from collections.abc import Iterator
@@ -19,8 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
 import httpx
-import pytest
-from playwright.sync_api import Browser, Route, sync_playwright
+from playwright.sync_api import Browser, Route
 
 from ..conftest import Live, on_variants, one_each
 from ..harness import make_superuser
@@ -29,17 +27,6 @@ from .admin_sites import ADMIN_SITES
 BROWSER_VARIANTS = one_each("framework", where=lambda answers: bool(answers.get("admin")))
 LOOPBACK = {"127.0.0.1", "localhost"}
 PASSWORD = "correct horse battery"
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Browser]:
-    executable = shutil.which("chromium")
-    if executable is None:
-        pytest.skip("install Debian's chromium package to drive the admin site in a browser")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable)
-        yield browser
-        browser.close()
 
 
 @contextmanager
