@@ -40,10 +40,10 @@ TRIPLES = [("framework", "auth", "celery"), ("framework", "auth", "graphql")]
 
 # Questions whose code meets only these others: their values are paired with these questions'
 # values alone, not with every other question's, and placed on the rows the other questions
-# make (so a new NARROW question changes no other answer of the array). The Flet client (client/) talks to the service
-# over HTTP and the WebSocket, so what it does depends on the framework (which dev server its
-# tests start), auth, realtime and Celery (its tests' settings), not on the database, the broker
-# or the delivery options.
+# make (so a new NARROW question changes no other answer of the array). The Flet client
+# (client/) talks to the service over HTTP and the WebSocket, so what it does depends on the
+# framework (which dev server its tests start), auth, realtime and Celery (its tests' settings),
+# not on the database, the broker or the delivery options.
 NARROW: dict[str, tuple[str, ...]] = {"client": ("framework", "auth", "realtime", "celery")}
 
 # Rows the full run must hold beyond pairs, each grown from these values first: each flavour
