@@ -56,6 +56,9 @@ MATRIX = [
         # on MySQL without Redis, which the questionnaire refuses.
         "realtime": index % 4 in {0, 1}
         and not (DATABASES[index % 3] == "mysql" and not index // 2 % 2),
+        # The Flet client on every third row, so it meets every framework, auth and Python
+        # version, with and without real-time events and Celery.
+        "client": "flet" if index % 3 == 0 else "none",
     }
     for index, (framework, auth, version, agents) in enumerate(
         itertools.product(FRAMEWORKS, AUTH, PYTHON_VERSIONS, AGENT_FILE_SETS)
