@@ -384,6 +384,10 @@ VOCABULARY: dict[str, dict[Any, tuple[str, ...]]] = {
         True: ("Docker", "Dockerfile", "compose.yaml"),
         False: (),
     },
+    "client": {
+        "flet": ("Flet", "flet-web", "client/"),
+        "none": (),
+    },
     "ci": {
         "github": ("GitHub Actions",),
         "gitlab": ("GitLab",),
