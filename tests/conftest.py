@@ -13,10 +13,11 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Route, sync_playwright
 from pytest_copie.plugin import Copie
 
 from .covering import variants
@@ -306,6 +307,22 @@ def chromium() -> Iterator[Browser]:
         browser = playwright.chromium.launch(executable_path=executable)
         yield browser
         browser.close()
+
+
+def keep_on_this_machine(context: BrowserContext) -> list[str]:
+    """Refuse every request of the context's pages that would leave this machine: the list the
+    refused addresses are added to."""
+    refused: list[str] = []
+
+    def only_this_machine(route: Route) -> None:
+        if urlsplit(route.request.url).hostname in {"127.0.0.1", "localhost"}:
+            route.continue_()
+        else:
+            refused.append(route.request.url)
+            route.abort()
+
+    context.route("**/*", only_this_machine)
+    return refused
 
 
 @dataclass

@@ -18,12 +18,17 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import httpx
-from playwright.sync_api import Browser, Page, Route
+from playwright.sync_api import Browser, Page
 
-from .conftest import FULL_VARIANTS, GeneratedProject, on_variants, one_each
+from .conftest import (
+    FULL_VARIANTS,
+    GeneratedProject,
+    keep_on_this_machine,
+    on_variants,
+    one_each,
+)
 from .harness import (
     TEMPLATE_ROOT,
     RunningServer,
@@ -107,16 +112,7 @@ def test_the_client_in_a_browser_shows_the_services_items_live(
         settings = {"API_URL": service.base_url, "POLL_SECONDS": "1"}
         with serve(command, project.path, ready_path="/", env=settings) as client:
             context = chromium.new_context()
-            left_this_machine: list[str] = []
-
-            def only_this_machine(route: Route) -> None:
-                if urlsplit(route.request.url).hostname in {"127.0.0.1", "localhost"}:
-                    route.continue_()
-                else:
-                    left_this_machine.append(route.request.url)
-                    route.abort()
-
-            context.route("**/*", only_this_machine)
+            left_this_machine = keep_on_this_machine(context)
             page = context.new_page()
             try:
                 page.goto(client.base_url)

@@ -18,14 +18,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
 import httpx
-from playwright.sync_api import Browser, Route
+from playwright.sync_api import Browser
 
-from ..conftest import Live, on_variants, one_each
+from ..conftest import Live, keep_on_this_machine, on_variants, one_each
 from ..harness import make_superuser
 from .admin_sites import ADMIN_SITES
 
 BROWSER_VARIANTS = one_each("framework", where=lambda answers: bool(answers.get("admin")))
-LOOPBACK = {"127.0.0.1", "localhost"}
 PASSWORD = "correct horse battery"
 
 
@@ -81,16 +80,7 @@ def test_a_browser_signs_in_and_another_site_cannot_act_for_it(
         ada_headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
 
     context = chromium.new_context(base_url=live.url)
-    left_this_machine: list[str] = []
-
-    def only_this_machine(route: Route) -> None:
-        if urlsplit(route.request.url).hostname in LOOPBACK:
-            route.continue_()
-        else:
-            left_this_machine.append(route.request.url)
-            route.abort()
-
-    context.route("**/*", only_this_machine)
+    left_this_machine = keep_on_this_machine(context)
     page = context.new_page()
     try:
         page.goto("/admin/")
