@@ -53,13 +53,14 @@ def init_git() -> bool:
 
 def lock_dependencies(folder: str = ".") -> bool:
     """`uv lock` in `folder` (the project, or its client/), from uv's cache when offline."""
-    where = "" if folder == "." else f" in {folder}/"
+    command = ("uv", "lock") if folder == "." else ("uv", "lock", "--directory", folder)
+    shown = " ".join(command)
+    lock_file = Path(folder) / "uv.lock"
     if shutil.which("uv") is None:
-        say(f"uv not found: skipped locking. Install uv (docs.astral.sh/uv), then: uv lock{where}")
+        say(f"uv not found: skipped locking. Install uv (docs.astral.sh/uv), then: {shown}")
         return False
-    say(f"Locking dependencies with `uv lock`{where} ...")
-    directory = () if folder == "." else ("--directory", folder)
-    for attempt in (("uv", "lock", *directory), ("uv", "lock", "--offline", *directory)):
+    say(f"Locking dependencies with `{shown}` ...")
+    for attempt in (command, (*command, "--offline")):
         try:
             result = run(*attempt, timeout=LOCK_TIMEOUT_SECONDS)
         except subprocess.TimeoutExpired:
@@ -67,14 +68,11 @@ def lock_dependencies(folder: str = ".") -> bool:
             continue
         if result.returncode == 0:
             how = " from uv's cache (offline)" if "--offline" in attempt else ""
-            say(f"Wrote {'' if folder == '.' else folder + '/'}uv.lock{how}.")
+            say(f"Wrote {lock_file}{how}.")
             return True
         last_line = (result.stderr.strip().splitlines() or ["no output"])[-1]
         say(f"`{' '.join(attempt)}` failed: {last_line}")
-    say(
-        "Could not lock dependencies (offline and not in uv's cache). When online, run: "
-        f"uv lock{' --directory ' + folder if folder != '.' else ''}"
-    )
+    say(f"Could not lock dependencies (offline and not in uv's cache). When online, run: {shown}")
     return False
 
 
