@@ -2,35 +2,25 @@
 
 The project's dev server runs on a database of this test's own (SQLite, migrated by the documented
 command), so the list starts empty; README's web-mode command serves the client against it.
-Debian's Chromium, driven by Playwright, opens it
-with nothing allowed off this machine, signs in where the project has accounts, and finds the
-items made through the API, one of them made after the page had loaded (the live update: the
-WebSocket with realtime, polling without). Flutter paints on a canvas, so the page is read through
-its semantics tree (the accessibility tree Flutter builds once asked to), as a screen reader
-would. A screenshot of the final page is kept in `artifacts/` (COPIER_BACKEND_ARTIFACTS).
+Debian's Chromium, driven by Playwright, opens it with nothing allowed off this machine, signs in
+where the project has accounts, and finds the items made through the API, one of them made after
+the page had loaded (the live update: the WebSocket with realtime, polling without); see
+flet_client.py. The client's image runs the same check in test_docker_ci.py.
 
 The client's own tests (`uv run --directory client pytest`, run with every documented command on
 each variant with the client) drive its logic against the dev server.
 """
 
-import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import httpx
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Browser
 
-from .conftest import (
-    FULL_VARIANTS,
-    GeneratedProject,
-    keep_on_this_machine,
-    on_variants,
-    one_each,
-)
+from .conftest import FULL_VARIANTS, GeneratedProject, on_variants, one_each
+from .flet_client import assert_shows_items_live
 from .harness import (
-    TEMPLATE_ROOT,
     RunningServer,
     assert_ok,
     documented_command,
@@ -40,21 +30,9 @@ from .harness import (
     serve,
 )
 
-PASSWORD = "correct horse battery"
-WAIT_MS = 30_000
-# The one request Flutter's web engine makes off the machine: the Rive animation runtime, which
-# the client does not use. It is refused here; the page works without it.
-RIVE_RUNTIME = "https://cdn.jsdelivr.net/npm/@rive-app/"
-
 BROWSER_VARIANTS = one_each(
     "framework", "auth", "realtime", where=lambda answers: answers.get("client") == "flet"
 )
-
-
-def artifacts() -> Path:
-    folder = Path(os.environ.get("COPIER_BACKEND_ARTIFACTS", TEMPLATE_ROOT / "artifacts"))
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 @contextmanager
@@ -71,67 +49,30 @@ def fresh_service(project: GeneratedProject) -> Iterator[RunningServer]:
         yield service
 
 
-def enable_semantics(page: Page) -> None:
-    """Ask Flutter for its semantics tree (the button a screen reader would press)."""
-    page.wait_for_selector("flt-semantics-placeholder", state="attached", timeout=WAIT_MS)
-    page.evaluate("document.querySelector('flt-semantics-placeholder').click()")
-    page.wait_for_selector("flt-semantics", state="attached", timeout=WAIT_MS)
-
-
-def type_into(page: Page, label: str, text: str) -> None:
-    field = page.get_by_label(label)
-    field.click()
-    page.keyboard.type(text)
-
-
 @on_variants(BROWSER_VARIANTS)
 def test_the_client_in_a_browser_shows_the_services_items_live(
     generated: GeneratedProject, chromium: Browser
 ) -> None:
     project = generated
     command = documented_command((project.path / "README.md").read_text(), "in a browser")
-    headers: dict[str, str] = {}
     with (
         fresh_service(project) as service,
         httpx.Client(base_url=service.base_url, timeout=10) as api,
-    ):
-        email = f"flet-{uuid.uuid4().hex[:12]}@example.com"
-        if project.auth == "jwt":
-            registered = api.post(
-                "/api/v1/auth/register", json={"email": email, "password": PASSWORD}
-            )
-            assert registered.status_code == 201, registered.text
-            token = api.post("/api/v1/auth/token", data={"username": email, "password": PASSWORD})
-            headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
-        before = [f"lamp-{uuid.uuid4().hex[:6]}", f"desk-{uuid.uuid4().hex[:6]}"]
-        for name in before:
-            created = api.post("/api/v1/items", json={"name": name}, headers=headers)
-            assert created.status_code == 201, created.text
-
         # Polling every second, where the project has no WebSocket.
-        settings = {"API_URL": service.base_url, "POLL_SECONDS": "1"}
-        with serve(command, project.path, ready_path="/", env=settings) as client:
-            context = chromium.new_context()
-            left_this_machine = keep_on_this_machine(context)
-            page = context.new_page()
-            try:
-                page.goto(client.base_url)
-                enable_semantics(page)
-                if project.auth == "jwt":
-                    type_into(page, "Email", email)
-                    type_into(page, "Password", PASSWORD)
-                    page.get_by_role("button", name="Log in").click()
-                for name in before:
-                    page.get_by_text(name).wait_for(timeout=WAIT_MS)
-
-                later = f"lamp-after-load-{uuid.uuid4().hex[:6]}"
-                created = api.post("/api/v1/items", json={"name": later}, headers=headers)
-                assert created.status_code == 201, f"{created.text}\n{service.log()[-3000:]}"
-                page.get_by_text(later).wait_for(timeout=WAIT_MS)
-                page.screenshot(path=str(artifacts() / f"client-{project.name}.png"))
-            finally:
-                context.close()
-    assert all(url.startswith(RIVE_RUNTIME) for url in left_this_machine), left_this_machine
+        serve(
+            command,
+            project.path,
+            ready_path="/",
+            env={"API_URL": service.base_url, "POLL_SECONDS": "1"},
+        ) as client,
+    ):
+        assert_shows_items_live(
+            chromium,
+            client.base_url,
+            api,
+            accounts=project.auth == "jwt",
+            screenshot=f"client-{project.name}.png",
+        )
 
 
 def test_the_browser_variants_hold_each_framework_and_both_auth_modes() -> None:

@@ -28,7 +28,9 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from playwright.sync_api import Browser
 
+from .flet_client import assert_shows_items_live
 from .harness import (
     BROKER_SERVER_VARIABLES,
     DATABASE_SERVER_VARIABLES,
@@ -70,7 +72,8 @@ def frameworks_offering(database: str) -> list[str]:
 
 
 # Every combination of framework x docker x ci x database the questionnaire accepts; Redis with
-# PostgreSQL (a Redis service in compose and CI beside the database).
+# PostgreSQL (a Redis service in compose and CI beside the database); the Flet client with GitLab
+# CI, so with Docker and without.
 MATRIX = [
     {
         "framework": framework,
@@ -78,6 +81,7 @@ MATRIX = [
         "ci": ci,
         "database": database,
         "redis": database == "postgresql",
+        "client": "flet" if ci == "gitlab" else "none",
     }
     for framework, docker, ci, database in itertools.product(
         FRAMEWORKS, [True, False], ["github", "gitlab", "none"], DATABASES
@@ -98,6 +102,8 @@ CELERY_MATRIX = [
         "broker": broker,
         # Every other row also has the shared Redis: with a Redis broker, one server for both.
         "redis": index % 2 == 0,
+        # The client beside the worker and beat, once per framework, each time another broker.
+        "client": "flet" if index % 4 == 0 else "none",
     }
     for index, (framework, broker) in enumerate(itertools.product(FRAMEWORKS, BROKERS))
 ]
@@ -114,6 +120,7 @@ MIGRATE_COMMANDS = {
     "django": ["python", "manage.py", "migrate"],
 }
 DOCKER_FILES = {"Dockerfile", ".dockerignore", "compose.yaml"}
+CLIENT_DOCKER_FILES = {"client/Dockerfile", "client/.dockerignore"}
 CI_FILES = {
     "github": {
         ".github/workflows/ci.yml",
@@ -164,6 +171,10 @@ def docker_on(answers: dict[str, Any]) -> bool:
     return bool(answers.get("docker", True))
 
 
+def has_client(answers: dict[str, Any]) -> bool:
+    return answers.get("client") == "flet"
+
+
 # --- Which files ----------------------------------------------------------------------------------
 
 
@@ -171,6 +182,10 @@ def test_files_exist_exactly_for_the_answers(rendered) -> None:
     answers, project = rendered
     present = {str(p.relative_to(project)) for p in project.rglob("*") if p.is_file()}
     assert (present >= DOCKER_FILES) if docker_on(answers) else not (DOCKER_FILES & present)
+    if docker_on(answers) and has_client(answers):
+        assert present >= CLIENT_DOCKER_FILES
+    else:
+        assert not CLIENT_DOCKER_FILES & present
     for ci, names in CI_FILES.items():
         if ci == answers["ci"]:
             assert names <= present, ci
@@ -187,7 +202,8 @@ def test_dockerfile_passes_hadolint(rendered) -> None:
     answers, project = rendered
     if not docker_on(answers):
         return
-    result = check(tool("hadolint"), "--no-color", "Dockerfile", cwd=project)
+    dockerfiles = ["Dockerfile"] + (["client/Dockerfile"] if has_client(answers) else [])
+    result = check(tool("hadolint"), "--no-color", *dockerfiles, cwd=project)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -220,6 +236,27 @@ def test_dockerfile_builds_with_uv_and_runs_as_a_non_root_user(rendered) -> None
         assert "COPY --from=builder /app/staticfiles ./staticfiles" in text
     ignored = (project / ".dockerignore").read_text().splitlines()
     assert {".env", ".venv/", ".git/"} <= set(ignored)
+    # The client's environment and sources stay out of the service's build context.
+    assert ("client/" in ignored) == has_client(answers)
+    if has_client(answers):
+        assert_client_dockerfile(project)
+
+
+def assert_client_dockerfile(project: Path) -> None:
+    """client/Dockerfile: the service's stages (uv, builder, non-root runtime), the client's own
+    lock, and web mode on all addresses of the container, with no browser to open."""
+    text = (project / "client" / "Dockerfile").read_text()
+    service = (project / "Dockerfile").read_text()
+    assert text.split("\nCOPY ", 1)[0].split("\n# The base", 1)[1] in service
+    assert "uv sync --locked --no-dev --no-editable" in text
+    assert len(re.findall(r"^FROM ", text, re.MULTILINE)) == 3
+    assert re.search(r"^USER 10001:10001$", text, re.MULTILINE)
+    for setting in ("FLET_FORCE_WEB_SERVER=true", "CLIENT_HOST=0.0.0.0", "CLIENT_PORT=8550"):
+        assert setting in text, setting
+    command = json.loads(text.split("\nCMD ", 1)[1].splitlines()[0])
+    assert command == ["python", "-m", "my_service_client", "--web"]
+    ignored = (project / "client" / ".dockerignore").read_text().splitlines()
+    assert {".venv/", "tests/"} <= set(ignored)
 
 
 def filled_env(project: Path) -> str:
@@ -278,6 +315,7 @@ def test_compose_file_is_valid_and_wires_every_service(rendered) -> None:
         {"app", "migrate"}
         | ({"db"} if server else set())
         | ({"worker", "beat"} if broker else set())
+        | ({"client"} if has_client(answers) else set())
         | servers
     )
     for name, service in services.items():
@@ -319,9 +357,18 @@ def test_compose_file_is_valid_and_wires_every_service(rendered) -> None:
         assert_celery_services(project, services, broker, server=server)
     assert services["app"]["environment"]["ENVIRONMENT"] == "production"
     if answers["framework"] == "django":
-        # Production refuses to start without the host names it answers to.
-        assert services["app"]["environment"]["ALLOWED_HOSTS"] == "localhost,127.0.0.1,[::1]"
+        # Production refuses to start without the host names it answers to; the client calls
+        # the service by its compose name.
+        hosts = "localhost,127.0.0.1,[::1]" + (",app" if has_client(answers) else "")
+        assert services["app"]["environment"]["ALLOWED_HOSTS"] == hosts
         assert services["migrate"]["environment"]["ALLOWED_HOSTS"]
+    if has_client(answers):
+        client = services["client"]
+        assert Path(client["build"]["context"]) == project / "client"
+        assert client["environment"] == {"API_URL": "http://app:8000"}
+        assert set(client["depends_on"]) == {"app"}
+        assert [(port["published"], port["target"]) for port in client["ports"]] == [("8550", 8550)]
+        assert "8550/" in client["healthcheck"]["test"][-1]
 
 
 # The URLs the worker, beat and app reach the broker at inside the compose network.
@@ -695,7 +742,8 @@ IMAGE_ENV: dict[str, dict[str, str]] = {
 }
 # FastAPI's image is built with PostgreSQL, Celery on Redis and the Kubernetes manifests: its
 # worker and beat run from the image too, and then the manifests run it (tests/kube.py). Django's
-# with MySQL and the manifests (its probes name a host ALLOWED_HOSTS lists); Flask's with SQLite.
+# with MySQL and the manifests (its probes name a host ALLOWED_HOSTS lists); Flask's with SQLite
+# and the Flet client, whose own image then runs against the service's container.
 IMAGE_ANSWERS: dict[str, dict[str, Any]] = {
     "fastapi": {
         "database": "postgresql",
@@ -703,7 +751,7 @@ IMAGE_ANSWERS: dict[str, dict[str, Any]] = {
         "broker": "redis",
         "deploy": "kubernetes",
     },
-    "flask": {},
+    "flask": {"client": "flet"},
     "django": {"database": "mysql", "deploy": "kubernetes"},
 }
 GUNICORN = {"flask", "django"}
@@ -717,7 +765,7 @@ MIGRATED = {
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_the_default_image_builds_migrates_and_serves(
-    image_tools: None, tmp_path: Path, framework: str
+    image_tools: None, tmp_path: Path, framework: str, request: pytest.FixtureRequest
 ) -> None:
     """Build the framework's default project image with podman, from a local Debian base and the
     uv that runs these tests (the Dockerfile's BASE_IMAGE and UV_IMAGE arguments), apply the
@@ -725,7 +773,8 @@ def test_the_default_image_builds_migrates_and_serves(
     check, serve /docs with its assets, and log every request as one JSON line. With Celery, the
     compose worker and beat commands run from the image and pass their compose health checks.
     With the Kubernetes manifests, podman plays them on the same image: the migration Job's pod
-    migrates a database of its own, and every probe of the web server, worker and beat passes."""
+    migrates a database of its own, and every probe of the web server, worker and beat passes.
+    With the client, its image serves the client's page against the service's container."""
     answers = {"framework": framework, **IMAGE_ANSWERS[framework]}
     broker_settings: dict[str, str] = {}
     database_server = ""
@@ -762,27 +811,7 @@ def test_the_default_image_builds_migrates_and_serves(
     container = None
     celery_containers: list[str] = []
     try:
-        podman(
-            "build",
-            "--isolation",
-            "chroot",
-            "--network",
-            "host",
-            "--pull=never",
-            # Docker's image format keeps HEALTHCHECK (OCI has no field for it); one layer per stage
-            # keeps the build fast on vfs storage.
-            "--format",
-            "docker",
-            "--layers=false",
-            "--build-arg",
-            f"BASE_IMAGE={debian_base_image()}",
-            "--build-arg",
-            f"UV_IMAGE={uv_image()}",
-            "--tag",
-            tag,
-            str(project),
-            timeout=1500,
-        )
+        build_image(project, tag)
         user = podman("image", "inspect", "--format", "{{.Config.User}}", tag).stdout.strip()
         assert user == "10001:10001"
         podman("volume", "create", volume)
@@ -848,6 +877,8 @@ def test_the_default_image_builds_migrates_and_serves(
         )
         if celery_containers:
             assert_celery_runs(compose, *celery_containers)
+        if has_client(answers):
+            assert_client_image_serves(project, base, request.getfixturevalue("chromium"))
         if answers.get("deploy") == "kubernetes":
             # A database of its own, so that the migration Job's pod has migrations to apply.
             kube_settings = {
@@ -864,6 +895,76 @@ def test_the_default_image_builds_migrates_and_serves(
         podman("volume", "rm", "--force", volume, check=False)
         podman("rmi", "--force", tag, check=False)
         databases.close()
+
+
+def build_image(context: Path, tag: str) -> None:
+    """Build the Dockerfile in `context` from the local Debian base and this machine's uv."""
+    podman(
+        "build",
+        "--isolation",
+        "chroot",
+        "--network",
+        "host",
+        "--pull=never",
+        # Docker's image format keeps HEALTHCHECK (OCI has no field for it); one layer per stage
+        # keeps the build fast on vfs storage.
+        "--format",
+        "docker",
+        "--layers=false",
+        "--build-arg",
+        f"BASE_IMAGE={debian_base_image()}",
+        "--build-arg",
+        f"UV_IMAGE={uv_image()}",
+        "--tag",
+        tag,
+        str(context),
+        timeout=1500,
+    )
+
+
+def assert_client_image_serves(project: Path, service: str, chromium: Browser) -> None:
+    """The client's image (client/Dockerfile) as compose runs it, its API_URL pointing at the
+    service's container: it runs as the non-root user, passes its health check, and its page in
+    Chromium signs in and shows the service's items, one made after the page loaded."""
+    tag = f"localhost/copier-backend-test-client:{secrets.token_hex(4)}"
+    container = None
+    try:
+        build_image(project / "client", tag)
+        user = podman("image", "inspect", "--format", "{{.Config.User}}", tag).stdout.strip()
+        assert user == "10001:10001"
+        port = free_port()
+        container = podman(
+            "run",
+            "--detach",
+            "--network",
+            "host",
+            "--env",
+            f"API_URL={service}",
+            "--env",
+            f"CLIENT_PORT={port}",
+            tag,
+        ).stdout.strip()
+        client = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(client, timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.5)
+        health = podman("healthcheck", "run", container, check=False)
+        logs = podman("logs", container, check=False)
+        assert health.returncode == 0, health.stdout + health.stderr + logs.stdout + logs.stderr
+        with httpx.Client(base_url=service, timeout=10) as api:
+            assert_shows_items_live(
+                chromium, client, api, accounts=True, screenshot="client-image.png"
+            )
+        logs = podman("logs", container, check=False)
+        assert "Traceback" not in logs.stdout + logs.stderr, logs.stdout + logs.stderr
+    finally:
+        if container:
+            podman("rm", "--force", container, check=False)
+        podman("rmi", "--force", tag, check=False)
 
 
 def assert_runs_on_kubernetes(
