@@ -278,7 +278,8 @@ NAMED_NOT_RUN = {
     "uv add": "listed under 'Ask first': the agent asks before it adds a dependency",
 }
 # The Flet client's desktop window: it needs a screen, and on Linux its first run downloads Flet's
-# desktop runtime from GitHub, which this suite cannot reach; its web mode, the same app, runs in
+# desktop runtime from GitHub, which this suite cannot reach. The client's own tests check that the
+# command asks Flet for the window (client/tests/test_main.py); its web mode, the same app, runs in
 # tests/test_client.py.
 DESKTOP_WINDOW = re.compile(r"^uv run --directory client python -m \w+_client$")
 FENCE = re.compile(r"^```[^\n]*\n(.*?)^```", re.DOTALL | re.MULTILINE)
