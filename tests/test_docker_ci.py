@@ -854,14 +854,7 @@ def test_the_default_image_builds_migrates_and_serves(
                 ).stdout.strip()
             )
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 120
-        response = None
-        while time.monotonic() < deadline:
-            try:
-                response = httpx.get(f"{base}/health/live", timeout=2)
-                break
-            except httpx.TransportError:
-                time.sleep(0.5)
+        response = first_answer(f"{base}/health/live", seconds=120)
         logs = podman("logs", container, check=False)
         assert response is not None, f"no answer on {port}:\n{logs.stdout}{logs.stderr}"
         assert response.status_code == 200
@@ -895,6 +888,18 @@ def test_the_default_image_builds_migrates_and_serves(
         podman("volume", "rm", "--force", volume, check=False)
         podman("rmi", "--force", tag, check=False)
         databases.close()
+
+
+def first_answer(url: str, seconds: float) -> httpx.Response | None:
+    """The first answer of a server that is starting, asked every half second; None if it gave
+    none in time."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            return httpx.get(url, timeout=2)
+        except httpx.TransportError:
+            time.sleep(0.5)
+    return None
 
 
 def build_image(context: Path, tag: str) -> None:
@@ -945,13 +950,7 @@ def assert_client_image_serves(project: Path, service: str, chromium: Browser) -
             tag,
         ).stdout.strip()
         client = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(client, timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.5)
+        first_answer(client, seconds=60)
         health = podman("healthcheck", "run", container, check=False)
         logs = podman("logs", container, check=False)
         assert health.returncode == 0, health.stdout + health.stderr + logs.stdout + logs.stderr
