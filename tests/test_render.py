@@ -63,6 +63,26 @@ MATRIX = [
     for index, (framework, auth, version, agents) in enumerate(
         itertools.product(FRAMEWORKS, AUTH, PYTHON_VERSIONS, AGENT_FILE_SETS)
     )
+] + [
+    # Each framework with every option on and every agent file: the longest agent files (agnix
+    # holds them to Claude Code's 200 lines) and the only rows with the admin site and Kubernetes.
+    {
+        "framework": framework,
+        "auth": "jwt",
+        "python_version": PYTHON_VERSIONS[-1],
+        "agent_files": AGENT_FILE_SETS[-1],
+        "license": "MIT",
+        "database": "postgresql",
+        "celery": True,
+        "broker": "redis",
+        "redis": True,
+        "graphql": True,
+        "realtime": True,
+        "admin": True,
+        "client": "flet",
+        "deploy": "kubernetes",
+    }
+    for framework in FRAMEWORKS
 ]
 
 # Files that exist only with auth=jwt, per framework.
@@ -102,9 +122,19 @@ def matrix_id(answers: dict[str, object]) -> str:
     redis = "-redis" if answers.get("redis") else ""
     graphql = "-graphql" if answers.get("graphql") else ""
     realtime = "-realtime" if answers.get("realtime") else ""
+    rest = "".join(
+        f"-{name}"
+        for name, on in [
+            ("admin", answers.get("admin")),
+            ("flet", answers.get("client") == "flet"),
+            ("kubernetes", answers.get("deploy") == "kubernetes"),
+        ]
+        if on
+    )
     return (
         f"{answers['framework']}-{answers['auth']}-py{answers['python_version']}"
         f"-{agents}-{answers['license']}-{answers['database']}{celery}{redis}{graphql}{realtime}"
+        f"{rest}"
     )
 
 
