@@ -11,7 +11,7 @@ import uuid
 from pathlib import Path
 
 import httpx
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Browser, Page, expect
 
 from .conftest import keep_on_this_machine
 from .harness import TEMPLATE_ROOT
@@ -35,9 +35,14 @@ def enable_semantics(page: Page) -> None:
 
 
 def type_into(page: Page, label: str, text: str) -> None:
-    field = page.get_by_label(label)
-    field.click()
-    page.keyboard.type(text)
+    """Fill the text field labelled `label`. While a field has focus, Flutter edits its text in a
+    real input element; filling that element sets the whole text in one input event, where typed
+    keys can be lost on a busy machine (seen: two characters of a password), and what it holds is
+    read back before going on."""
+    page.get_by_label(label).click()
+    editing = page.locator(":focus")
+    editing.fill(text)
+    expect(editing).to_have_value(text, timeout=WAIT_MS)
 
 
 def assert_shows_items_live(
@@ -76,6 +81,10 @@ def assert_shows_items_live(
         assert created.status_code == 201, created.text
         page.get_by_text(later).wait_for(timeout=WAIT_MS)
         page.screenshot(path=str(artifacts() / screenshot))
+    except Exception:
+        # What the page showed when it went wrong, beside the screenshot of a success.
+        page.screenshot(path=str(artifacts() / f"failed-{screenshot}"))
+        raise
     finally:
         context.close()
     assert all(url.startswith(RIVE_RUNTIME) for url in left_this_machine), left_this_machine
