@@ -67,7 +67,7 @@ PROJECT_LAYERS = {
         "errors.py"
     ),
     "auth": "auth.py security.py rate_limit.py",
-    "database": "database.py",
+    "database": "database.py sqlite_driver.py",
     "log": "logs.py",
 }
 # Django's database layer is a subpackage of the framework.

@@ -68,6 +68,7 @@ NOTES = {
     "src/my_service/main.py": "the servers' entry point (`app = create_app()`)",
     "src/my_service/settings.py": "typed settings read from the environment",
     "src/my_service/database.py": "engine, sessions, Base with a naming convention",
+    "src/my_service/sqlite_driver.py": "aiosqlite, one trip to its thread per statement",
     "src/my_service/dependencies.py": "Annotated dependencies (SessionDep, CurrentUser, ...)",
     "src/my_service/errors.py": "domain errors raised by services and selectors",
     "src/my_service/error_reports.py": "unexpected errors to Sentry when SENTRY_DSN is set",
