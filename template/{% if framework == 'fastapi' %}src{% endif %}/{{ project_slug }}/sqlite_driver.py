@@ -2,13 +2,14 @@
 
 aiosqlite runs each connection in a thread of its own, and every call is a trip from the event
 loop to that thread and back: a queue, a wake-up of the thread, a wake-up of the loop. For each
-statement SQLAlchemy made four: the cursor, the statement, its rows and closing the cursor. Here
-the loop makes the cursor object itself (SQLAlchemy opens SQLite connections with
-`check_same_thread=False`), the statement's first rows come back with the statement, and a cursor
-whose rows were all read has nothing to close on the thread (SQLite resets a statement when its
-last row is read). Past the first `PREFETCH_ROWS` rows, the rest are fetched as aiosqlite does, so
-a large result, or a stream, is not held in memory more than before. docs/benchmarks.md in the
-template says what it saves.
+statement SQLAlchemy made four (the cursor, the statement, its rows, closing the cursor), and one
+more to roll back each connection going back to the pool. Here the loop makes the cursor object
+itself (SQLAlchemy opens SQLite connections with `check_same_thread=False`), the statement's first
+rows come back with the statement, a cursor whose rows were all read has nothing to close on the
+thread (SQLite resets a statement when its last row is read), and a commit or rollback with no
+transaction open does nothing, as sqlite3's own does, without the trip. Past the first
+`PREFETCH_ROWS` rows, the rest are fetched as aiosqlite does, so a large result, or a stream, is
+not held in memory more than before. docs/benchmarks.md in the template says what it saves.
 """
 
 import sqlite3
@@ -86,6 +87,17 @@ class Connection(aiosqlite.Connection):
     @contextmanager
     async def cursor(self) -> aiosqlite.Cursor:
         return Cursor(self, sqlite3.Cursor(self._conn))
+
+    # With no transaction open, sqlite3's commit() and rollback() do nothing: neither makes the
+    # trip then. A session that only read opened none, and its connection is rolled back when it
+    # goes back to the pool.
+    async def commit(self) -> None:
+        if self._conn.in_transaction:
+            await super().commit()
+
+    async def rollback(self) -> None:
+        if self._conn.in_transaction:
+            await super().rollback()
 
 
 def connect(database: str, **options: Any) -> Connection:
