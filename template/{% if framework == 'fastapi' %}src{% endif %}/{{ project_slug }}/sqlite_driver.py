@@ -86,7 +86,7 @@ class Cursor(aiosqlite.Cursor):
 class Connection(aiosqlite.Connection):
     @contextmanager
     async def cursor(self) -> aiosqlite.Cursor:
-        return Cursor(self, sqlite3.Cursor(self._conn))
+        return Cursor(self, self._conn.cursor())
 
     # With no transaction open, sqlite3's commit() and rollback() do nothing: neither makes the
     # trip then. A session that only read opened none, and its connection is rolled back when it
